@@ -1,0 +1,17 @@
+# Third-party packages, all from Debian 12 (scripts/setup.sh installs them).
+
+find_package(ITK 5.2 REQUIRED COMPONENTS
+  ITKCommon ITKIOImageBase ITKIONIFTI ITKIONRRD ITKIOMeta ITKIOPNG ITKIOTIFF ITKIOGDCM
+  ITKImageGrid ITKImageFunction ITKDistanceMap ITKConnectedComponents ITKBinaryMathematicalMorphology
+  ITKMathematicalMorphology ITKImageIntensity ITKThresholding ITKLabelMap)
+# ITK's module list registers the IO factories through UseITK's generated header.
+include(${ITK_USE_FILE})
+
+find_package(GDCM REQUIRED)
+find_package(DCMTK REQUIRED CONFIG)
+find_package(nlohmann_json 3 REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(ZLIB REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip)
+find_package(Threads REQUIRED)

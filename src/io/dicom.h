@@ -1,0 +1,60 @@
+#pragma once
+// DICOM input through GDCM (pixel decoding of every common transfer syntax) and DCMTK
+// (DICOM SEG). A source is a folder (searched recursively), a single file, or a .zip.
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tumorlab/core/volume.h"
+
+namespace tumorlab::io {
+
+struct DicomSeriesInfo {
+  std::string series_instance_uid;
+  std::string study_instance_uid;
+  std::string modality;             // (0008,0060), e.g. "CT", "MR", "PT", "SEG"
+  std::string series_description;   // (0008,103E); may be empty
+  int series_number = 0;            // (0020,0011); 0 when absent
+  std::string sop_class_uid;        // of the first instance
+  std::string transfer_syntax_uid;  // of the first instance
+  int instances = 0;                // files in the series
+  int frames = 0;                   // total frames (slices) over all instances
+  int channels = 1;                 // > 1 when slice positions repeat (e.g. several b-values)
+  Geometry geometry;                // grid of the stacked volume, slices sorted along the normal
+  PixelType pixel_type = PixelType::Int16;  // type read_dicom_series() returns
+  // Problems found while grouping: missing slices, uneven spacing, mixed orientations.
+  std::vector<std::string> warnings;
+  bool readable = true;             // false when the series cannot become a volume (e.g. SEG)
+  // Opaque: which files/frames make up the series, in stacking order.
+  struct Layout;
+  std::shared_ptr<const Layout> layout;
+};
+
+// Scans a DICOM source and groups its instances by SeriesInstanceUID, sorted by series number.
+// Errors: FileNotFound; EmptyInput (an empty folder); NotDicom (no DICOM file found; the
+// message names a few of the files that were tried).
+std::vector<DicomSeriesInfo> scan_dicom(const std::filesystem::path& source);
+
+struct DicomReadOptions {
+  // A gap in slice positions or uneven spacing is an error (IncompleteSeries) unless allowed.
+  bool allow_incomplete = false;
+};
+
+// Reads one series into a volume: rescale slope/intercept applied (float32 when the slope or
+// intercept is not integral, else int16/int32/uint16 as needed), multi-frame expanded, slices
+// sorted by ImagePositionPatient along the slice normal. Sets Volume::modality.
+Volume read_dicom_series(const DicomSeriesInfo& series, const DicomReadOptions& options = {});
+
+// True when the file starts like DICOM (preamble + "DICM", or a parsable dataset).
+bool is_dicom_file(const std::filesystem::path& path);
+
+// Reads a DICOM SEG into a label map on the grid of `referenced` (the series it segments).
+// Segment number n becomes label n. Errors: NotDicom, InvalidLabel (not a SEG, frames that
+// do not fall on the referenced grid).
+LabelMap read_dicom_seg(const std::filesystem::path& seg_file, const DicomSeriesInfo& referenced);
+// The SeriesInstanceUID a SEG references (from ReferencedSeriesSequence).
+std::string dicom_seg_referenced_series(const std::filesystem::path& seg_file);
+
+}  // namespace tumorlab::io
