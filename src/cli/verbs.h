@@ -1,0 +1,15 @@
+#pragma once
+// Each verb registers its options on the CLI11 app and returns the function that runs it.
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace tumorlab::cli {
+
+using Run = std::function<int()>;
+
+Run add_info(CLI::App& app);
+Run add_convert(CLI::App& app);
+Run add_evaluate(CLI::App& app);
+
+}  // namespace tumorlab::cli

@@ -1,0 +1,375 @@
+// Image files through ITK's ImageIO factory: NIfTI, NRRD, MetaImage, PNG, TIFF.
+#include "tumorlab/io/image_io.h"
+
+#include <itkImage.h>
+#include <itkImageFileReader.h>
+#include <itkImageFileWriter.h>
+#include <itkImageIOBase.h>
+#include <itkImageIOFactory.h>
+#include <itkVectorImage.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+
+#include "tumorlab/io/dicom.h"
+#include "tumorlab/itk/itk_bridge.h"
+
+namespace fs = std::filesystem;
+
+namespace tumorlab::io {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && std::equal(suffix.rbegin(), suffix.rend(), s.rbegin(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+         });
+}
+
+const char* const kExtensions[] = {".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".tiff", ".tif",
+                                   ".dcm", ".zip"};
+
+std::string name_of(const fs::path& p) { return p.filename().string(); }
+
+PixelType pixel_type_from_itk(itk::IOComponentEnum c, const fs::path& path) {
+  using C = itk::IOComponentEnum;
+  switch (c) {
+    case C::UCHAR: return PixelType::UInt8;
+    case C::CHAR: return PixelType::Int8;
+    case C::USHORT: return PixelType::UInt16;
+    case C::SHORT: return PixelType::Int16;
+    case C::UINT: return PixelType::UInt32;
+    case C::INT: return PixelType::Int32;
+    case C::FLOAT: return PixelType::Float32;
+    case C::DOUBLE: return PixelType::Float64;
+    case C::LONG:
+    case C::LONGLONG: return PixelType::Int32;   // narrowed with range check after reading
+    case C::ULONG:
+    case C::ULONGLONG: return PixelType::UInt32;
+    default: break;
+  }
+  throw Error(ErrorCode::UnsupportedFormat, name_of(path) + ": voxel component type " +
+                                                itk::ImageIOBase::GetComponentTypeAsString(c) + " is not supported");
+}
+
+// Reads an N-D image with `components` components per voxel into our channel-planar volume.
+// The 4th dimension of a 4D file (NIfTI time/channels) becomes channels too.
+template <class T>
+Volume read_typed(const fs::path& path, itk::ImageIOBase* io, unsigned dims, unsigned components) {
+  const std::string p = path.string();
+  if (dims <= 3) {
+    if (components == 1) {
+      auto reader = itk::ImageFileReader<itk::Image<T, 3>>::New();
+      reader->SetFileName(p);
+      reader->SetImageIO(io);
+      reader->Update();
+      return itkbridge::from_itk<T>(reader->GetOutput());
+    }
+    auto reader = itk::ImageFileReader<itk::VectorImage<T, 3>>::New();
+    reader->SetFileName(p);
+    reader->SetImageIO(io);
+    reader->Update();
+    auto* img = reader->GetOutput();
+    Volume v(itkbridge::geometry_of(img), pixel_type_of<T>(), static_cast<int>(components));
+    const T* src = img->GetBufferPointer();
+    const int64_t n = v.voxel_count();
+    for (unsigned c = 0; c < components; ++c) {
+      T* dst = v.template channel_data<T>(static_cast<int>(c));
+      for (int64_t i = 0; i < n; ++i) dst[i] = src[i * components + c];
+    }
+    return v;
+  }
+  if (components != 1) {
+    throw Error(ErrorCode::UnsupportedFormat, name_of(path) + ": 4D images with vector voxels are not supported");
+  }
+  auto reader = itk::ImageFileReader<itk::Image<T, 4>>::New();
+  reader->SetFileName(p);
+  reader->SetImageIO(io);
+  reader->Update();
+  auto* img = reader->GetOutput();
+  Geometry g;
+  for (unsigned a = 0; a < 3; ++a) {
+    g.size[a] = static_cast<int64_t>(img->GetLargestPossibleRegion().GetSize()[a]);
+    g.spacing_mm[a] = img->GetSpacing()[a];
+    g.origin_lps[a] = img->GetOrigin()[a];
+    for (unsigned c = 0; c < 3; ++c) g.direction[a * 3 + c] = img->GetDirection()[a][c];
+  }
+  const int channels = static_cast<int>(img->GetLargestPossibleRegion().GetSize()[3]);
+  Volume v(g, pixel_type_of<T>(), channels);
+  std::copy_n(img->GetBufferPointer(), v.voxel_count() * channels, v.template data<T>());
+  return v;
+}
+
+Volume read_with_itk(const fs::path& path, const ReadOptions& options) {
+  const std::string p = path.string();
+  itk::ImageIOBase::Pointer io =
+      itk::ImageIOFactory::CreateImageIO(p.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
+  if (!io) {
+    throw Error(ErrorCode::UnsupportedFormat,
+                name_of(path) + ": not a readable image (expected NIfTI .nii/.nii.gz, NRRD, MetaImage .mha/.mhd, "
+                                "PNG, TIFF or DICOM; the header could not be parsed)");
+  }
+  io->SetFileName(p);
+  try {
+    io->ReadImageInformation();
+  } catch (const itk::ExceptionObject& e) {
+    throw itkbridge::translate(e, name_of(path) + ": cannot read header");
+  }
+  const unsigned dims = io->GetNumberOfDimensions();
+  if (dims < 2 || dims > 4) {
+    throw Error(ErrorCode::UnsupportedFormat,
+                name_of(path) + ": " + std::to_string(dims) + " dimensions, expected 2, 3 or 4");
+  }
+  const unsigned components = io->GetNumberOfComponents();
+  Size3 size{1, 1, 1};
+  int64_t channels = components;
+  for (unsigned a = 0; a < dims; ++a) {
+    const auto d = static_cast<int64_t>(io->GetDimensions(a));
+    if (d < 1) {
+      throw Error(ErrorCode::HeaderMismatch, name_of(path) + ": header gives dimension " + std::to_string(a) +
+                                                 " as " + std::to_string(d) + ", expected >= 1");
+    }
+    if (a < 3) size[a] = d;
+    else channels *= d;
+  }
+  if (channels > 4096) {
+    throw Error(ErrorCode::TooLarge, name_of(path) + ": " + std::to_string(channels) + " channels, at most 4096");
+  }
+  PixelType type = pixel_type_from_itk(io->GetComponentType(), path);
+  // Refuse absurd headers before ITK allocates anything.
+  check_allocation(size, static_cast<int>(channels), PixelType::Float64, name_of(path));
+
+  // The data part must be as long as the header says (uncompressed single-file formats).
+  const std::string fname = name_of(path);
+  if (ends_with(fname, ".nii")) {
+    std::error_code ec;
+    const auto file_bytes = fs::file_size(path, ec);
+    const uint64_t need = static_cast<uint64_t>(size[0] * size[1] * size[2]) * static_cast<uint64_t>(channels) *
+                          io->GetComponentSize();
+    if (!ec && file_bytes < need) {
+      throw Error(ErrorCode::HeaderMismatch, fname + ": header declares " + std::to_string(size[0]) + "x" +
+                                                 std::to_string(size[1]) + "x" + std::to_string(size[2]) + "x" +
+                                                 std::to_string(channels) + " voxels (" + std::to_string(need) +
+                                                 " bytes) but the file holds only " + std::to_string(file_bytes) +
+                                                 " bytes");
+    }
+  }
+
+  Volume v;
+  try {
+    v = dispatch_pixel_type(type, [&](auto tag) { return read_typed<decltype(tag)>(path, io, dims, components); });
+  } catch (const itk::ExceptionObject& e) {
+    throw itkbridge::translate(e, name_of(path) + ": cannot read voxel data (truncated or corrupt?)");
+  } catch (const std::bad_alloc&) {
+    throw Error(ErrorCode::TooLarge, name_of(path) + ": out of memory while reading");
+  }
+  v.geometry().validate(name_of(path));
+  if (!options.allow_non_finite) {
+    const int64_t bad = v.count_non_finite();
+    if (bad > 0) {
+      throw Error(ErrorCode::NonFiniteVoxels, name_of(path) + ": " + std::to_string(bad) + " of " +
+                                                  std::to_string(v.voxel_count() * v.channels()) +
+                                                  " voxels are NaN or Inf");
+    }
+  }
+  return v;
+}
+
+// Runs `write(tmp)` and renames the temporary file into place after an fsync.
+template <class F> void write_atomically(const fs::path& path, F&& write) {
+  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  if (!fs::is_directory(dir)) {
+    throw Error(ErrorCode::FileNotFound, path.string() + ": folder " + dir.string() + " does not exist");
+  }
+  const fs::path tmp = dir / (".tmp-" + std::to_string(::getpid()) + "-" + name_of(path));
+  try {
+    write(tmp);
+    const int fd = ::open(tmp.c_str(), O_RDONLY);
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+    fs::rename(tmp, path);
+  } catch (const itk::ExceptionObject& e) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw itkbridge::translate(e, name_of(path) + ": cannot write", ErrorCode::IoFailure);
+  } catch (const fs::filesystem_error& e) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw Error(ErrorCode::IoFailure, name_of(path) + ": cannot write: " + e.code().message());
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
+}
+
+template <class T> void write_typed(const Volume& v, const fs::path& path, bool as_2d) {
+  const std::string p = path.string();
+  if (as_2d) {
+    using Image2 = itk::Image<T, 2>;
+    auto img = Image2::New();
+    typename Image2::RegionType region;
+    region.SetSize(0, static_cast<itk::SizeValueType>(v.geometry().size[0]));
+    region.SetSize(1, static_cast<itk::SizeValueType>(v.geometry().size[1]));
+    img->SetRegions(region);
+    typename Image2::SpacingType spacing;
+    spacing[0] = v.geometry().spacing_mm[0];
+    spacing[1] = v.geometry().spacing_mm[1];
+    img->SetSpacing(spacing);
+    img->Allocate();
+    std::copy_n(v.template data<T>(), v.voxel_count(), img->GetBufferPointer());
+    auto writer = itk::ImageFileWriter<Image2>::New();
+    writer->SetFileName(p);
+    writer->SetInput(img);
+    writer->Update();
+    return;
+  }
+  if (v.channels() == 1) {
+    auto img = itkbridge::to_itk<T>(v);
+    auto writer = itk::ImageFileWriter<itk::Image<T, 3>>::New();
+    writer->SetFileName(p);
+    writer->SetInput(img);
+    writer->SetUseCompression(true);
+    writer->Update();
+    return;
+  }
+  using VImage = itk::VectorImage<T, 3>;
+  auto img = VImage::New();
+  itkbridge::set_geometry(img.GetPointer(), v.geometry());
+  img->SetNumberOfComponentsPerPixel(static_cast<unsigned>(v.channels()));
+  img->Allocate();
+  T* dst = img->GetBufferPointer();
+  const int64_t n = v.voxel_count();
+  const int nc = v.channels();
+  for (int c = 0; c < nc; ++c) {
+    const T* src = v.template channel_data<T>(c);
+    for (int64_t i = 0; i < n; ++i) dst[i * nc + c] = src[i];
+  }
+  auto writer = itk::ImageFileWriter<VImage>::New();
+  writer->SetFileName(p);
+  writer->SetInput(img);
+  writer->SetUseCompression(true);
+  writer->Update();
+}
+
+}  // namespace
+
+std::string to_string(ImageFormat f) {
+  switch (f) {
+    case ImageFormat::Nifti: return "NIfTI";
+    case ImageFormat::Nrrd: return "NRRD";
+    case ImageFormat::Meta: return "MetaImage";
+    case ImageFormat::Png: return "PNG";
+    case ImageFormat::Tiff: return "TIFF";
+    case ImageFormat::Dicom: return "DICOM";
+    case ImageFormat::Unknown: return "unknown";
+  }
+  return "unknown";
+}
+
+ImageFormat format_from_path(const fs::path& path) {
+  const std::string n = name_of(path);
+  if (fs::is_directory(path) || ends_with(n, ".zip") || ends_with(n, ".dcm")) return ImageFormat::Dicom;
+  if (ends_with(n, ".nii") || ends_with(n, ".nii.gz")) return ImageFormat::Nifti;
+  if (ends_with(n, ".nrrd") || ends_with(n, ".nhdr")) return ImageFormat::Nrrd;
+  if (ends_with(n, ".mha") || ends_with(n, ".mhd")) return ImageFormat::Meta;
+  if (ends_with(n, ".png")) return ImageFormat::Png;
+  if (ends_with(n, ".tif") || ends_with(n, ".tiff")) return ImageFormat::Tiff;
+  if (fs::is_regular_file(path) && is_dicom_file(path)) return ImageFormat::Dicom;
+  return ImageFormat::Unknown;
+}
+
+std::string strip_image_extension(const fs::path& path) {
+  const std::string n = name_of(path);
+  for (const char* ext : kExtensions) {
+    if (ends_with(n, ext)) return n.substr(0, n.size() - std::string(ext).size());
+  }
+  return path.stem().string();
+}
+
+Volume read_image(const fs::path& path, const ReadOptions& options) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    throw Error(ErrorCode::FileNotFound, path.string() + ": no such file or folder");
+  }
+  const ImageFormat format = format_from_path(path);
+  if (format == ImageFormat::Dicom) {
+    auto series = scan_dicom(path);
+    std::vector<const DicomSeriesInfo*> readable;
+    for (const auto& s : series) {
+      if (s.readable) readable.push_back(&s);
+    }
+    if (readable.size() != 1) {
+      throw Error(ErrorCode::BadArgument,
+                  name_of(path) + ": holds " + std::to_string(readable.size()) +
+                      " image series; read_image needs exactly one (use `tumorlab info` to list them)");
+    }
+    return read_dicom_series(*readable.front());
+  }
+  if (fs::is_regular_file(path) && fs::file_size(path, ec) == 0) {
+    throw Error(ErrorCode::CorruptFile, name_of(path) + ": file is empty");
+  }
+  return read_with_itk(path, options);
+}
+
+LabelMap read_label(const fs::path& path, const Geometry* grid) {
+  Volume v = read_image(path);
+  if (v.channels() != 1) {
+    throw Error(ErrorCode::InvalidLabel, name_of(path) + ": a label has 1 channel, found " +
+                                             std::to_string(v.channels()));
+  }
+  LabelMap label = LabelMap::from_volume(v, name_of(path));
+  if (grid) {
+    const std::string diff = grid->difference(label.geometry());
+    if (!diff.empty()) {
+      throw Error(ErrorCode::GeometryMismatch,
+                  name_of(path) + ": label grid differs from its image: image " + diff.substr(0, diff.find(" vs ")) +
+                      " vs label " + diff.substr(diff.find(" vs ") + 4));
+    }
+  }
+  return label;
+}
+
+void write_image(const Volume& volume, const fs::path& path) {
+  if (volume.empty()) throw Error(ErrorCode::Internal, "write_image: empty volume for " + name_of(path));
+  const ImageFormat format = format_from_path(path);
+  switch (format) {
+    case ImageFormat::Nifti:
+    case ImageFormat::Nrrd:
+    case ImageFormat::Meta: break;
+    case ImageFormat::Png:
+    case ImageFormat::Tiff:
+      if (!volume.geometry().is_2d()) {
+        throw Error(ErrorCode::BadArgument, name_of(path) + ": " + to_string(format) +
+                                                " holds 2D images, the volume has " +
+                                                std::to_string(volume.geometry().size[2]) + " slices");
+      }
+      if (volume.channels() != 1) {
+        throw Error(ErrorCode::BadArgument, name_of(path) + ": " + to_string(format) +
+                                                " output is written single-channel, the volume has " +
+                                                std::to_string(volume.channels()));
+      }
+      if (format == ImageFormat::Png && volume.pixel_type() != PixelType::UInt8 &&
+          volume.pixel_type() != PixelType::UInt16) {
+        throw Error(ErrorCode::BadArgument, name_of(path) + ": PNG holds uint8 or uint16 voxels, the volume is " +
+                                                to_string(volume.pixel_type()));
+      }
+      break;
+    default:
+      throw Error(ErrorCode::UnsupportedFormat,
+                  name_of(path) + ": cannot write this format (use .nii.gz, .nii, .nrrd, .mha, .png or .tif)");
+  }
+  const bool as_2d = format == ImageFormat::Png || format == ImageFormat::Tiff;
+  write_atomically(path, [&](const fs::path& tmp) {
+    dispatch_pixel_type(volume.pixel_type(), [&](auto tag) { write_typed<decltype(tag)>(volume, tmp, as_2d); });
+  });
+}
+
+void write_label(const LabelMap& label, const fs::path& path) { write_image(label.to_volume(), path); }
+
+}  // namespace tumorlab::io
