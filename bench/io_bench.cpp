@@ -1,0 +1,186 @@
+// Benchmarks of the foundation: reading a DICOM series (against dcm2niix on the same series,
+// in the same run), reading a .nii.gz volume, and HD95 on a 256x256x100 label.
+// Prints Google Benchmark's table (median of repetitions) and then the ratios.
+// Usage: io_bench [--benchmark_repetitions=N] ; needs ../shared/data for the DICOM benchmarks.
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <random>
+
+#include "tumorlab/imaging/metrics.h"
+#include "tumorlab/io/dicom.h"
+#include "tumorlab/io/image_io.h"
+
+namespace fs = std::filesystem;
+using namespace tumorlab;
+
+namespace {
+
+fs::path shared_data() {
+  if (const char* env = std::getenv("TUMORLAB_SHARED_DATA")) return env;
+  return fs::path(TUMORLAB_SOURCE_DIR) / ".." / "shared" / "data";
+}
+
+fs::path scratch() {
+  static const fs::path dir = [] {
+    fs::path d = fs::temp_directory_path() / ("tumorlab-bench-" + std::to_string(::getpid()));
+    fs::create_directories(d);
+    return d;
+  }();
+  return dir;
+}
+
+const fs::path kSeries = shared_data() / "dicom" / "mr-brain-20slice";
+
+void BM_ReadDicomSeries(benchmark::State& state) {
+  if (!fs::is_directory(kSeries)) {
+    state.SkipWithError("needs ../shared/data/dicom/mr-brain-20slice");
+    return;
+  }
+  for (auto _ : state) {
+    auto series = io::scan_dicom(kSeries);
+    Volume v = io::read_dicom_series(series.at(0));
+    benchmark::DoNotOptimize(v.raw());
+  }
+}
+
+// DICOM folder to uncompressed NIfTI: the same work dcm2niix does below.
+void BM_ConvertDicomToNifti_tumorlab(benchmark::State& state) {
+  if (!fs::is_directory(kSeries)) {
+    state.SkipWithError("needs ../shared/data/dicom/mr-brain-20slice");
+    return;
+  }
+  for (auto _ : state) {
+    auto series = io::scan_dicom(kSeries);
+    io::write_image(io::read_dicom_series(series.at(0)), scratch() / "tumorlab.nii");
+  }
+}
+
+void BM_ConvertDicomToNifti_dcm2niix(benchmark::State& state) {
+  if (!fs::is_directory(kSeries) || std::system("command -v dcm2niix >/dev/null 2>&1") != 0) {
+    state.SkipWithError("needs dcm2niix and ../shared/data/dicom/mr-brain-20slice");
+    return;
+  }
+  const fs::path out = scratch() / "dcm2niix";
+  fs::create_directories(out);
+  const std::string cmd = "dcm2niix -z n -b n -f series -o '" + out.string() + "' '" + kSeries.string() +
+                          "' >/dev/null 2>&1";
+  for (auto _ : state) {
+    if (std::system(cmd.c_str()) != 0) {
+      state.SkipWithError("dcm2niix failed");
+      return;
+    }
+  }
+}
+
+// A 256x256x100 int16 volume with smooth content, written once as .nii.gz.
+const fs::path& nifti_volume() {
+  static const fs::path path = [] {
+    Geometry g;
+    g.size = {256, 256, 100};
+    g.spacing_mm = {0.9, 0.9, 2.0};
+    Volume v(g, PixelType::Int16);
+    int16_t* p = v.data<int16_t>();
+    for (int64_t k = 0; k < 100; ++k)
+      for (int64_t j = 0; j < 256; ++j)
+        for (int64_t i = 0; i < 256; ++i)
+          p[v.linear_index(i, j, k)] = static_cast<int16_t>(400 * std::sin(i * 0.05) * std::cos(j * 0.04) + k);
+    fs::path f = scratch() / "volume.nii.gz";
+    io::write_image(v, f);
+    return f;
+  }();
+  return path;
+}
+
+void BM_ReadNiftiGz_256x256x100(benchmark::State& state) {
+  const fs::path& f = nifti_volume();
+  for (auto _ : state) {
+    Volume v = io::read_image(f);
+    benchmark::DoNotOptimize(v.raw());
+  }
+}
+
+// Two overlapping irregular blobs (a tumour and a slightly shifted, bumpier prediction).
+std::pair<LabelMap, LabelMap> blobs() {
+  Geometry g;
+  g.size = {256, 256, 100};
+  g.spacing_mm = {0.8, 0.8, 2.0};
+  LabelMap ref(g), pred(g);
+  for (int64_t k = 0; k < 100; ++k)
+    for (int64_t j = 0; j < 256; ++j)
+      for (int64_t i = 0; i < 256; ++i) {
+        const double x = (i - 128) * 0.8, y = (j - 120) * 0.8, z = (k - 50) * 2.0;
+        const double r = std::sqrt(x * x + y * y + z * z);
+        const double wobble = 4 * std::sin(0.2 * x) * std::cos(0.15 * y);
+        if (r < 40 + wobble) ref.at(i, j, k) = 1;
+        const double xs = x - 3;
+        if (std::sqrt(xs * xs + y * y + z * z) < 38 + 6 * std::sin(0.1 * z)) pred.at(i, j, k) = 1;
+      }
+  return {ref, pred};
+}
+
+void BM_Hd95_256x256x100(benchmark::State& state) {
+  static const auto masks = blobs();
+  for (auto _ : state) benchmark::DoNotOptimize(imaging::hausdorff95_mm(masks.second, masks.first));
+}
+
+void BM_AllMetrics_256x256x100(benchmark::State& state) {
+  static const auto masks = blobs();
+  for (auto _ : state) benchmark::DoNotOptimize(imaging::compute_metrics(masks.second, masks.first).dice);
+}
+
+BENCHMARK(BM_ReadDicomSeries)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ConvertDicomToNifti_tumorlab)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ConvertDicomToNifti_dcm2niix)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ReadNiftiGz_256x256x100)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Hd95_256x256x100)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_AllMetrics_256x256x100)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Keeps the median of each benchmark to print ratios at the end.
+class MedianReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const auto& r : runs) {
+      if (r.error_occurred) continue;
+      const bool median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
+      const bool single = r.run_type == Run::RT_Iteration && r.repetitions <= 1;
+      if (median || single) medians[r.run_name.function_name] = r.GetAdjustedRealTime();
+    }
+  }
+  std::map<std::string, double> medians;  // milliseconds
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<char*> args(argv, argv + argc);
+  std::string reps = "--benchmark_repetitions=5";
+  std::string only_aggregates = "--benchmark_report_aggregates_only=true";
+  bool has_reps = false;
+  for (int i = 1; i < argc; ++i) has_reps |= std::string(argv[i]).rfind("--benchmark_repetitions", 0) == 0;
+  if (!has_reps) {
+    args.push_back(reps.data());
+    args.push_back(only_aggregates.data());
+  }
+  int n = static_cast<int>(args.size());
+  benchmark::Initialize(&n, args.data());
+  MedianReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  auto& m = reporter.medians;
+  std::cout << "\nmedians (ms):\n";
+  for (const auto& [name, ms] : m) std::cout << "  " << name << "  " << ms << "\n";
+  const auto a = m.find("BM_ConvertDicomToNifti_tumorlab"), b = m.find("BM_ConvertDicomToNifti_dcm2niix");
+  if (a != m.end() && b != m.end() && b->second > 0) {
+    std::cout << "DICOM series -> NIfTI, tumorlab / dcm2niix time ratio: " << a->second / b->second
+              << " (below 1 = tumorlab faster)\n";
+  }
+  std::error_code ec;
+  fs::remove_all(scratch(), ec);
+  return 0;
+}

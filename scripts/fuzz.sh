@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (preset "fuzz": clang-14 + ASan + UBSan) and runs each for a
+# bounded time on the seed corpus the unit tests wrote (build/ci/fuzz-seeds/<target>).
+# Usage: scripts/fuzz.sh [seconds per target, default 30]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-30}"
+cmake --preset fuzz >/dev/null
+cmake --build --preset fuzz
+status=0
+for target in nifti dicom; do
+  corpus="build/fuzz/corpus/$target"
+  mkdir -p "$corpus"
+  seeds="build/ci/fuzz-seeds/$target"
+  [ -d "$seeds" ] && cp -n "$seeds"/* "$corpus"/ 2>/dev/null || true
+  echo "fuzz: $target for ${seconds}s ($(ls "$corpus" | wc -l) seeds)"
+  if ! ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      "build/fuzz/tests/fuzz/fuzz_$target" "$corpus" -max_total_time="$seconds" -rss_limit_mb=2048 \
+      -timeout=20 -print_final_stats=1 -artifact_prefix="build/fuzz/crash-$target-" 2>"build/fuzz/$target.log"; then
+    echo "fuzz: $target FAILED; see build/fuzz/$target.log and build/fuzz/crash-$target-*"
+    tail -40 "build/fuzz/$target.log"
+    status=1
+  else
+    grep -E "stat::number_of_executed_units|cov:" "build/fuzz/$target.log" | tail -2 || true
+  fi
+done
+exit $status
