@@ -55,7 +55,7 @@ std::vector<NnunetCase> group_channel_files(const fs::path& folder, const std::s
     for (int ch = 0; ch < count; ++ch) {
       auto it = channels.find(ch);
       if (it == channels.end()) {
-        char buf[8];
+        char buf[16];
         std::snprintf(buf, sizeof buf, "%04d", ch);
         throw invalid(folder, "case '" + id + "' has no channel " + std::to_string(ch) + " (expected " + id + "_" +
                                   buf + ending + ")");
