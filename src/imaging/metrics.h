@@ -5,10 +5,17 @@
 // - Dice = 2|P∩R| / (|P|+|R|); IoU = |P∩R| / |P∪R|; precision = |P∩R|/|P|; recall = |P∩R|/|R|.
 // - Volumes in mL use the voxel spacing; volume_diff_ml = pred - ref (signed).
 // - Surfaces are the foreground voxels with at least one 6-neighbour in the background
-//   (outside the image counts as background). Distances are between voxel centres, in mm.
+//   (outside the image counts as background). On 2D images (size[2] == 1) only the 4 in-plane
+//   neighbours count (otherwise every voxel would touch the "outside" above and below).
+//   Distances are between voxel centres, in mm (Euclidean, using the spacing); the distance from
+//   a surface voxel to the other surface is the distance to its nearest voxel.
 // - HD95 = max(p95 of distances from pred surface to ref surface, p95 ref -> pred), as in MONAI.
+//   p95 interpolates linearly between order statistics, like numpy.percentile's default: with the
+//   n distances sorted, position 0.95 * (n - 1).
 // - ASSD = mean of all surface distances in both directions.
-// - Surface Dice at tolerance t mm = (#pred surface voxels within t of ref surface +
+// - Surface Dice at tolerance t mm (Nikolov et al. 2018, counted in voxels as MONAI's
+//   compute_surface_dice without sub-voxels; "within" means distance <= t) =
+//   (#pred surface voxels within t of ref surface +
 //   #ref surface voxels within t of pred surface) / (#pred surface + #ref surface).
 // - Lesions are connected components (26-connectivity in 3D, 8 in 2D). A reference lesion is
 //   detected (TP) when any of its voxels is predicted; a predicted component that touches no
@@ -24,6 +31,7 @@
 // Undefined values are NaN here, "null" in JSON, empty in CSV, and left out of means.
 
 #include <cstdint>
+#include <vector>
 
 #include "tumorlab/core/volume.h"
 
@@ -42,12 +50,24 @@ struct SegmentationMetrics {
   double lesion_f1 = 0;
   double fp_volume_ml = 0, fn_volume_ml = 0;
   int64_t pred_voxels = 0, ref_voxels = 0;
+  int64_t pred_lesions = 0, ref_lesions = 0;  // connected components of pred and of ref
 };
 
 // Throws Error(GeometryMismatch) when pred and ref are not on the same grid.
 SegmentationMetrics compute_metrics(const LabelMap& pred, const LabelMap& ref, const MetricOptions& options = {});
 
-// HD95 alone (mm), as in compute_metrics; NaN when exactly one mask is empty.
+// HD95 alone (mm), as in compute_metrics; NaN when exactly one mask is empty, 0 when both are.
+// Throws Error(GeometryMismatch) when pred and ref are not on the same grid.
 double hausdorff95_mm(const LabelMap& pred, const LabelMap& ref, uint8_t label = 0);
+
+// The directed surface distances behind HD95, ASSD and surface Dice: one entry per pred surface
+// voxel (distance to the ref surface) and one per ref surface voxel (to the pred surface), in scan
+// order. Both empty when either mask is empty.
+// Throws Error(GeometryMismatch) when pred and ref are not on the same grid.
+struct SurfaceDistances {
+  std::vector<double> pred_to_ref_mm;
+  std::vector<double> ref_to_pred_mm;
+};
+SurfaceDistances surface_distances_mm(const LabelMap& pred, const LabelMap& ref, uint8_t label = 0);
 
 }  // namespace tumorlab::imaging
