@@ -10,8 +10,11 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <cmath>
 #include <fstream>
 
@@ -103,25 +106,143 @@ Volume read_typed(const fs::path& path, itk::ImageIOBase* io, unsigned dims, uns
   return v;
 }
 
-Volume read_with_itk(const fs::path& path, const ReadOptions& options) {
+// What tumorlab checks in a NIfTI-1 header itself, before ITK reads it.
+struct NiftiRaw {
+  bool valid = false;
+  bool swapped = false;
+  int16_t datatype = 0, bitpix = 0;
+  std::array<int16_t, 8> dim{};
+  double vox_offset = 0;
+  uint64_t voxels() const {
+    uint64_t n = 1;
+    for (int d = 1; d <= std::clamp<int>(dim[0], 0, 7); ++d) n *= static_cast<uint64_t>(std::max<int16_t>(dim[d], 1));
+    return n;
+  }
+};
+
+class GzFile {
+ public:
+  explicit GzFile(const fs::path& p) : f_(gzopen(p.c_str(), "rb")) {}
+  ~GzFile() {
+    if (f_) gzclose(f_);
+  }
+  GzFile(const GzFile&) = delete;
+  GzFile& operator=(const GzFile&) = delete;
+  gzFile get() const { return f_; }
+
+ private:
+  gzFile f_;
+};
+
+template <class T> T swap_bytes(T v) {
+  auto* b = reinterpret_cast<unsigned char*>(&v);
+  std::reverse(b, b + sizeof(T));
+  return v;
+}
+
+// Reads the fixed NIfTI-1 header fields (plain or gzip-compressed; zlib reads both).
+NiftiRaw peek_nifti(const fs::path& path) {
+  NiftiRaw h;
+  GzFile gz(path);
+  unsigned char buf[348];
+  if (!gz.get() || gzread(gz.get(), buf, sizeof buf) != static_cast<int>(sizeof buf)) return h;
+  int32_t sizeof_hdr;
+  std::memcpy(&sizeof_hdr, buf, 4);
+  if (sizeof_hdr != 348) {
+    if (swap_bytes(sizeof_hdr) != 348) return h;
+    h.swapped = true;
+  }
+  auto get16 = [&](int off) {
+    int16_t v;
+    std::memcpy(&v, buf + off, 2);
+    return h.swapped ? swap_bytes(v) : v;
+  };
+  float off;
+  std::memcpy(&off, buf + 108, 4);
+  if (h.swapped) off = swap_bytes(off);
+  for (int d = 0; d < 8; ++d) h.dim[d] = get16(40 + 2 * d);
+  h.datatype = get16(70);
+  h.bitpix = get16(72);
+  h.vox_offset = off;
+  h.valid = std::string(reinterpret_cast<const char*>(buf + 344), 3) == "n+1";
+  return h;
+}
+
+// The NIfTI library silently replaces NaN and Inf voxels by 0; count them in the raw bytes first.
+template <class T> int64_t count_non_finite_raw(const fs::path& path, const NiftiRaw& h) {
+  GzFile gz(path);
+  if (!gz.get() || gzseek(gz.get(), static_cast<z_off_t>(h.vox_offset), SEEK_SET) < 0) return 0;
+  std::vector<T> chunk(1 << 16);
+  uint64_t left = h.voxels();
+  int64_t bad = 0;
+  while (left > 0) {
+    const auto n = static_cast<unsigned>(std::min<uint64_t>(left, chunk.size()));
+    const int got = gzread(gz.get(), chunk.data(), n * static_cast<unsigned>(sizeof(T)));
+    if (got <= 0) break;
+    const int count = got / static_cast<int>(sizeof(T));
+    for (int i = 0; i < count; ++i) {
+      const T v = h.swapped ? swap_bytes(chunk[i]) : chunk[i];
+      bad += !std::isfinite(v);
+    }
+    left -= static_cast<uint64_t>(count);
+  }
+  return bad;
+}
+
+// The NIfTI library resolves file names itself: asked for "x.nii.gz" it may read the header or
+// the voxels of a sibling "x.nii" (or .hdr/.img). Reading through a symlink with a fixed name in
+// a private folder makes it read exactly the file we were given.
+class IsolatedNiftiPath {
+ public:
+  explicit IsolatedNiftiPath(const fs::path& path) {
+    const std::string n = name_of(path);
+    if (!ends_with(n, ".nii") && !ends_with(n, ".nii.gz")) {
+      path_ = path;
+      return;
+    }
+    char tmpl[] = "/tmp/tumorlab-read-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) {
+      throw Error(ErrorCode::IoFailure, "cannot create a temporary folder to read " + n);
+    }
+    dir_ = tmpl;
+    path_ = dir_ / (ends_with(n, ".nii.gz") ? "image.nii.gz" : "image.nii");
+    fs::create_symlink(fs::absolute(path), path_);
+  }
+  ~IsolatedNiftiPath() {
+    if (dir_.empty()) return;
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  IsolatedNiftiPath(const IsolatedNiftiPath&) = delete;
+  IsolatedNiftiPath& operator=(const IsolatedNiftiPath&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path dir_, path_;
+};
+
+Volume read_with_itk(const fs::path& original, const ReadOptions& options) {
+  const IsolatedNiftiPath isolated(original);
+  const fs::path& path = isolated.path();
+  const std::string fname = name_of(original);
   const std::string p = path.string();
   itk::ImageIOBase::Pointer io =
       itk::ImageIOFactory::CreateImageIO(p.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);
   if (!io) {
     throw Error(ErrorCode::UnsupportedFormat,
-                name_of(path) + ": not a readable image (expected NIfTI .nii/.nii.gz, NRRD, MetaImage .mha/.mhd, "
+                fname + ": not a readable image (expected NIfTI .nii/.nii.gz, NRRD, MetaImage .mha/.mhd, "
                                 "PNG, TIFF or DICOM; the header could not be parsed)");
   }
   io->SetFileName(p);
   try {
     io->ReadImageInformation();
   } catch (const itk::ExceptionObject& e) {
-    throw itkbridge::translate(e, name_of(path) + ": cannot read header");
+    throw itkbridge::translate(e, fname + ": cannot read header");
   }
   const unsigned dims = io->GetNumberOfDimensions();
   if (dims < 2 || dims > 4) {
     throw Error(ErrorCode::UnsupportedFormat,
-                name_of(path) + ": " + std::to_string(dims) + " dimensions, expected 2, 3 or 4");
+                fname + ": " + std::to_string(dims) + " dimensions, expected 2, 3 or 4");
   }
   const unsigned components = io->GetNumberOfComponents();
   Size3 size{1, 1, 1};
@@ -129,32 +250,42 @@ Volume read_with_itk(const fs::path& path, const ReadOptions& options) {
   for (unsigned a = 0; a < dims; ++a) {
     const auto d = static_cast<int64_t>(io->GetDimensions(a));
     if (d < 1) {
-      throw Error(ErrorCode::HeaderMismatch, name_of(path) + ": header gives dimension " + std::to_string(a) +
+      throw Error(ErrorCode::HeaderMismatch, fname + ": header gives dimension " + std::to_string(a) +
                                                  " as " + std::to_string(d) + ", expected >= 1");
     }
     if (a < 3) size[a] = d;
     else channels *= d;
   }
   if (channels > 4096) {
-    throw Error(ErrorCode::TooLarge, name_of(path) + ": " + std::to_string(channels) + " channels, at most 4096");
+    throw Error(ErrorCode::TooLarge, fname + ": " + std::to_string(channels) + " channels, at most 4096");
   }
-  PixelType type = pixel_type_from_itk(io->GetComponentType(), path);
+  PixelType type = pixel_type_from_itk(io->GetComponentType(), original);
   // Refuse absurd headers before ITK allocates anything.
-  check_allocation(size, static_cast<int>(channels), PixelType::Float64, name_of(path));
+  check_allocation(size, static_cast<int>(channels), PixelType::Float64, fname);
 
-  // The data part must be as long as the header says (uncompressed single-file formats).
-  const std::string fname = name_of(path);
-  if (ends_with(fname, ".nii")) {
-    std::error_code ec;
-    const auto file_bytes = fs::file_size(path, ec);
-    const uint64_t need = static_cast<uint64_t>(size[0] * size[1] * size[2]) * static_cast<uint64_t>(channels) *
-                          io->GetComponentSize();
-    if (!ec && file_bytes < need) {
-      throw Error(ErrorCode::HeaderMismatch, fname + ": header declares " + std::to_string(size[0]) + "x" +
-                                                 std::to_string(size[1]) + "x" + std::to_string(size[2]) + "x" +
-                                                 std::to_string(channels) + " voxels (" + std::to_string(need) +
-                                                 " bytes) but the file holds only " + std::to_string(file_bytes) +
-                                                 " bytes");
+  // NIfTI: the data must be as long as the header says, and NaN/Inf are counted before ITK
+  // (whose NIfTI library would turn them into zeros without a word).
+  int64_t raw_non_finite = 0;
+  if (ends_with(fname, ".nii") || ends_with(fname, ".nii.gz")) {
+    const NiftiRaw h = peek_nifti(original);
+    if (h.valid && ends_with(fname, ".nii")) {
+      std::error_code ec;
+      const auto file_bytes = fs::file_size(original, ec);
+      const uint64_t need = static_cast<uint64_t>(h.vox_offset) + h.voxels() * static_cast<uint64_t>(h.bitpix / 8);
+      if (!ec && file_bytes < need) {
+        throw Error(ErrorCode::HeaderMismatch,
+                    fname + ": header declares " + std::to_string(size[0]) + "x" + std::to_string(size[1]) + "x" +
+                        std::to_string(size[2]) + "x" + std::to_string(channels) + " voxels of " +
+                        std::to_string(h.bitpix) + " bits after offset " + std::to_string(h.vox_offset) + " (" +
+                        std::to_string(need) + " bytes) but the file holds only " + std::to_string(file_bytes) +
+                        " bytes");
+      }
+    }
+    if (h.valid && h.datatype == 16 /* DT_FLOAT32 */) raw_non_finite = count_non_finite_raw<float>(original, h);
+    if (h.valid && h.datatype == 64 /* DT_FLOAT64 */) raw_non_finite = count_non_finite_raw<double>(original, h);
+    if (raw_non_finite > 0 && !options.allow_non_finite) {
+      throw Error(ErrorCode::NonFiniteVoxels, fname + ": " + std::to_string(raw_non_finite) + " of " +
+                                                  std::to_string(h.voxels()) + " voxels are NaN or Inf");
     }
   }
 
@@ -162,15 +293,15 @@ Volume read_with_itk(const fs::path& path, const ReadOptions& options) {
   try {
     v = dispatch_pixel_type(type, [&](auto tag) { return read_typed<decltype(tag)>(path, io, dims, components); });
   } catch (const itk::ExceptionObject& e) {
-    throw itkbridge::translate(e, name_of(path) + ": cannot read voxel data (truncated or corrupt?)");
+    throw itkbridge::translate(e, fname + ": cannot read voxel data (truncated or corrupt?)");
   } catch (const std::bad_alloc&) {
-    throw Error(ErrorCode::TooLarge, name_of(path) + ": out of memory while reading");
+    throw Error(ErrorCode::TooLarge, fname + ": out of memory while reading");
   }
-  v.geometry().validate(name_of(path));
+  v.geometry().validate(fname);
   if (!options.allow_non_finite) {
     const int64_t bad = v.count_non_finite();
     if (bad > 0) {
-      throw Error(ErrorCode::NonFiniteVoxels, name_of(path) + ": " + std::to_string(bad) + " of " +
+      throw Error(ErrorCode::NonFiniteVoxels, fname + ": " + std::to_string(bad) + " of " +
                                                   std::to_string(v.voxel_count() * v.channels()) +
                                                   " voxels are NaN or Inf");
     }

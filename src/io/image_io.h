@@ -21,6 +21,7 @@ std::string strip_image_extension(const std::filesystem::path& path);
 
 struct ReadOptions {
   // Float images with NaN or Inf voxels are refused (Error NonFiniteVoxels) unless allowed.
+  // When allowed, NIfTI's own library has already replaced them by 0; other formats keep them.
   bool allow_non_finite = false;
 };
 
