@@ -83,3 +83,21 @@ TEST(Distance, ToMask_MatchesBruteForceOnRandomMask) {
 
 }  // namespace
 }  // namespace tumorlab::imaging
+
+namespace tumorlab::imaging {
+namespace {
+
+// The image border is not a boundary: a mask filling the left half has its zero level only at
+// the voxels next to the right half.
+TEST(Distance, Signed_ImageBorderIsNotABoundary) {
+  LabelMap l(test::grid({6, 3, 3}));
+  test::paint_box(l, {0, 0, 0}, {3, 3, 3});
+  const Volume d = signed_distance_mm(l);
+  EXPECT_FLOAT_EQ(d.data<float>()[d.linear_index(2, 1, 1)], 0.0f);
+  EXPECT_FLOAT_EQ(d.data<float>()[d.linear_index(1, 0, 0)], -1.0f);
+  EXPECT_FLOAT_EQ(d.data<float>()[d.linear_index(0, 1, 1)], -2.0f);
+  EXPECT_FLOAT_EQ(d.data<float>()[d.linear_index(5, 1, 1)], 3.0f);
+}
+
+}  // namespace
+}  // namespace tumorlab::imaging
