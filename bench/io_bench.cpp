@@ -11,6 +11,8 @@
 #include <map>
 #include <random>
 
+#include <unistd.h>
+
 #include "tumorlab/imaging/metrics.h"
 #include "tumorlab/io/dicom.h"
 #include "tumorlab/io/image_io.h"

@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 
@@ -283,9 +282,9 @@ TEST(Metrics, GridMismatch_Throws) {
   }
 }
 
-// A realistic case: 256x256x100 grid, lobulated tumour of ~40k voxels, prediction shifted and
-// reshaped. HD95 must take well under a second.
-TEST(Metrics, Hd95_FastOnRealisticVolume) {
+// A realistic case: 256x256x100 grid, lobulated tumour, prediction shifted and reshaped plus a
+// far false positive. (Its speed is measured in bench/io_bench, not asserted here.)
+TEST(Metrics, Hd95_LargeVolume_AgreesWithComputeMetricsAndCountsFarFalsePositive) {
   const Geometry g = grid({256, 256, 100}, {0.8, 0.8, 2.0});
   LabelMap pred(g), ref(g);
   paint_ellipsoid(ref, {120, 130, 50}, {28, 22, 12});
@@ -293,21 +292,13 @@ TEST(Metrics, Hd95_FastOnRealisticVolume) {
   paint_ellipsoid(pred, {122, 128, 51}, {26, 24, 11});
   paint_ellipsoid(pred, {150, 122, 54}, {10, 12, 7});
   paint_ellipsoid(pred, {60, 60, 20}, {3, 3, 2});  // a false positive far away
-  const auto start = std::chrono::steady_clock::now();
   const double hd95 = hausdorff95_mm(pred, ref);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const auto t1 = std::chrono::steady_clock::now();
   const SegmentationMetrics m = compute_metrics(pred, ref);
-  const double all_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-  std::printf("hausdorff95_mm on 256x256x100 (%lld + %lld voxels): %.1f ms (hd95 %.3f mm); compute_metrics: %.1f ms\n",
-              static_cast<long long>(pred.count_nonzero()), static_cast<long long>(ref.count_nonzero()),
-              seconds * 1000, hd95, all_seconds * 1000);
   EXPECT_GT(hd95, 0.0);
   EXPECT_DOUBLE_EQ(m.hd95_mm, hd95);
   EXPECT_EQ(m.fp_lesions, 1);
-#if defined(NDEBUG)  // optimised builds only
-  EXPECT_LT(seconds, 0.5);
-#endif
+  EXPECT_EQ(m.tp_lesions, 1);
+  EXPECT_GT(m.dice, 0.7);
 }
 
 }  // namespace
