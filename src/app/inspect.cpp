@@ -112,16 +112,19 @@ InspectReport inspect(const fs::path& path) {
   if (!fs::exists(path, ec)) throw Error(ErrorCode::FileNotFound, path.string() + ": no such file or folder");
   if (fs::is_directory(path)) {
     if (io::is_nnunet_dataset(path)) return inspect_dataset(path);
+    // A folder may hold DICOM series, other image files, or both (e.g. a SEG beside its NRRD).
     const auto files = image_files_in(path);
-    if (!files.empty()) {
-      InspectReport r{path, "image-folder", "", {}};
-      for (const auto& f : files) {
-        r.images.push_back(summarize(io::read_image(f), f.filename().string(),
-                                     io::to_string(io::format_from_path(f))));
-      }
-      return r;
+    InspectReport r{path, "image-folder", "", {}};
+    try {
+      r = inspect_dicom(path);
+    } catch (const Error& e) {
+      const bool no_dicom = e.code() == ErrorCode::NotDicom || e.code() == ErrorCode::EmptyInput;
+      if (!no_dicom || files.empty()) throw;
     }
-    return inspect_dicom(path);
+    for (const auto& f : files) {
+      r.images.push_back(summarize(io::read_image(f), f.filename().string(), io::to_string(io::format_from_path(f))));
+    }
+    return r;
   }
   const auto format = io::format_from_path(path);
   if (format == io::ImageFormat::Dicom) return inspect_dicom(path);
