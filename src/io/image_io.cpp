@@ -164,7 +164,12 @@ NiftiRaw peek_nifti(const fs::path& path) {
   h.datatype = get16(70);
   h.bitpix = get16(72);
   h.vox_offset = off;
-  h.valid = std::string(reinterpret_cast<const char*>(buf + 344), 3) == "n+1";
+  // Only a well-formed single-file header is checked here; anything else is left to ITK to refuse.
+  const bool bitpix_ok = h.bitpix > 0 && h.bitpix % 8 == 0 && h.bitpix <= 256;
+  const bool offset_ok = std::isfinite(h.vox_offset) && h.vox_offset >= 352 && h.vox_offset < 1e9;
+  bool dims_ok = h.dim[0] >= 1 && h.dim[0] <= 7;
+  for (int d = 1; dims_ok && d <= h.dim[0]; ++d) dims_ok = h.dim[d] >= 1;
+  h.valid = std::string(reinterpret_cast<const char*>(buf + 344), 3) == "n+1" && bitpix_ok && offset_ok && dims_ok;
   return h;
 }
 
