@@ -246,6 +246,24 @@ TEST(ImageIO, BadInput_HeaderDimensionsExceedData) {
   }
 }
 
+// Regression (found by fuzz_nifti): a NaN vox_offset reached a float-to-integer conversion.
+TEST(ImageIO, BadInput_NaNVoxOffsetIsAnErrorNotUndefinedBehaviour) {
+  TempDir dir;
+  std::vector<char> bytes(16, 0);
+  const auto path = write_raw_nifti(dir / "nanoffset.nii", DT_INT16, 16, {2, 2, 2, 1}, bytes);
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    f.seekp(108);
+    f.write(reinterpret_cast<const char*>(&nan), 4);
+  }
+  try {
+    io::read_image(path);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 2) << e.what();
+  }
+}
+
 TEST(ImageIO, BadInput_AbsurdDimensionsRefusedBeforeAllocating) {
   TempDir dir;
   std::vector<char> bytes(16, 0);
