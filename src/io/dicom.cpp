@@ -179,6 +179,8 @@ struct FileHeader {
   std::vector<FrameInfo> frame_info;
 };
 
+bool is_seg_sop_class(const std::string& uid) { return uid == "1.2.840.10008.5.1.4.1.1.66.4"; }
+
 // Reads the frame geometry out of one functional-group item (shared or per-frame).
 void apply_functional_groups(const gdcm::DataSet& fg, FrameInfo& f, const gdcm::StringFilter& sf) {
   if (const gdcm::DataSet* pos = item_of(fg, gdcm::Tag(0x0020, 0x9113))) {
@@ -272,6 +274,24 @@ FileHeader read_header(const fs::path& path, const std::string& display) {
   h.pixel_representation = to_int(str(0x0028, 0x0103), 0);
   h.photometric = str(0x0028, 0x0004);
 
+  // Native (uncompressed, not deflated) pixel data must fit in the file: catches truncated files
+  // and damaged Rows/Columns/NumberOfFrames before anything is allocated for them.
+  const gdcm::TransferSyntax ts = file.GetHeader().GetDataSetTransferSyntax();
+  if (h.rows > 0 && h.cols > 0 && !ts.IsEncapsulated() && ts != gdcm::TransferSyntax::DeflatedExplicitVRLittleEndian &&
+      !is_seg_sop_class(h.sop_class)) {
+    const uint64_t bits = static_cast<uint64_t>(h.rows) * static_cast<uint64_t>(h.cols) *
+                          static_cast<uint64_t>(h.frames) * static_cast<uint64_t>(h.samples) *
+                          static_cast<uint64_t>(std::max(1, h.bits_allocated));
+    std::error_code ec;
+    const uint64_t file_size = fs::file_size(path, ec);
+    if (!ec && bits / 8 > file_size) {
+      throw Error(ErrorCode::CorruptFile, display + ": the header describes " + std::to_string(h.cols) + "x" +
+                                              std::to_string(h.rows) + "x" + std::to_string(h.frames) + " pixels (" +
+                                              std::to_string(bits / 8) + " bytes) but the file holds " +
+                                              std::to_string(file_size) + " bytes (truncated?)");
+    }
+  }
+
   FrameInfo base;
   {
     const auto ipp = parse_numbers(text_of(ds, gdcm::Tag(0x0020, 0x0032)));
@@ -343,8 +363,6 @@ FileHeader read_header(const fs::path& path, const std::string& display) {
   }
   return h;
 }
-
-bool is_seg_sop_class(const std::string& uid) { return uid == "1.2.840.10008.5.1.4.1.1.66.4"; }
 
 bool ends_with_zip(const fs::path& p) {
   std::string ext = p.extension().string();
