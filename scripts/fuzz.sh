@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (preset "fuzz": clang-14 + ASan + UBSan) and runs each for a
 # bounded time on the seed corpus the unit tests wrote (build/ci/fuzz-seeds/<target>).
+# Limits: RSS 3 GiB; single mallocs up to 4.1 GiB are let through because DCMTK allocates an
+# element's declared 32-bit length inside deflated data (untouched pages) before it notices the
+# stream is short; our own buffers are capped by TUMORLAB_MAX_VOLUME_BYTES (64 MiB here).
 # Usage: scripts/fuzz.sh [seconds per target, default 30]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +18,7 @@ for target in nifti dicom; do
   [ -d "$seeds" ] && cp -n "$seeds"/* "$corpus"/ 2>/dev/null || true
   echo "fuzz: $target for ${seconds}s ($(ls "$corpus" | wc -l) seeds)"
   if ! ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      "build/fuzz/tests/fuzz/fuzz_$target" "$corpus" -max_total_time="$seconds" -rss_limit_mb=2048 \
+      "build/fuzz/tests/fuzz/fuzz_$target" "$corpus" -max_total_time="$seconds" -rss_limit_mb=3072 -malloc_limit_mb=4200 \
       -timeout=20 -print_final_stats=1 -artifact_prefix="build/fuzz/crash-$target-" 2>"build/fuzz/$target.log"; then
     echo "fuzz: $target FAILED; see build/fuzz/$target.log and build/fuzz/crash-$target-*"
     tail -40 "build/fuzz/$target.log"

@@ -9,6 +9,7 @@
 #include <itkVectorImage.h>
 
 #include <fcntl.h>
+#include <png.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -194,6 +195,38 @@ template <class T> int64_t count_non_finite_raw(const fs::path& path, const Nift
   return bad;
 }
 
+bool has_png_signature(const fs::path& path) {
+  unsigned char sig[8] = {};
+  std::ifstream in(path, std::ios::binary);
+  in.read(reinterpret_cast<char*>(sig), sizeof sig);
+  return in.gcount() == 8 && png_sig_cmp(sig, 0, 8) == 0;
+}
+
+// ITK's PNG reader lets libpng abort() the process on a corrupt file. libpng's simplified API
+// reports errors as return values instead, so every PNG is decoded once that way first.
+void validate_png(const fs::path& path, const std::string& fname) {
+  png_image image;
+  std::memset(&image, 0, sizeof image);
+  image.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_file(&image, path.c_str())) {
+    throw Error(ErrorCode::CorruptFile, fname + ": corrupt PNG (" + image.message + ")");
+  }
+  try {
+    check_allocation({static_cast<int64_t>(image.width), static_cast<int64_t>(image.height), 1}, 4,
+                     PixelType::UInt16, fname);
+  } catch (...) {
+    png_image_free(&image);
+    throw;
+  }
+  image.format = PNG_FORMAT_LINEAR_RGB_ALPHA;
+  std::vector<unsigned char> scratch(PNG_IMAGE_SIZE(image));
+  if (!png_image_finish_read(&image, nullptr, scratch.data(), 0, nullptr)) {
+    const std::string message = image.message;
+    png_image_free(&image);
+    throw Error(ErrorCode::CorruptFile, fname + ": corrupt PNG (" + message + ")");
+  }
+}
+
 // The NIfTI library resolves file names itself: asked for "x.nii.gz" it may read the header or
 // the voxels of a sibling "x.nii" (or .hdr/.img). Reading through a symlink with a fixed name in
 // a private folder makes it read exactly the file we were given.
@@ -230,6 +263,8 @@ Volume read_with_itk(const fs::path& original, const ReadOptions& options) {
   const IsolatedNiftiPath isolated(original);
   const fs::path& path = isolated.path();
   const std::string fname = name_of(original);
+  // ITK picks the reader by content, so a PNG is checked whatever its file name says.
+  if (has_png_signature(original)) validate_png(original, fname);
   const std::string p = path.string();
   itk::ImageIOBase::Pointer io =
       itk::ImageIOFactory::CreateImageIO(p.c_str(), itk::ImageIOFactory::IOFileModeEnum::ReadMode);

@@ -264,6 +264,35 @@ TEST(ImageIO, BadInput_NaNVoxOffsetIsAnErrorNotUndefinedBehaviour) {
   }
 }
 
+// Regression (found by fuzz_nifti): libpng abort()ed the process from inside ITK's PNG reader
+// on a corrupt PNG, whatever the file's extension.
+TEST(ImageIO, BadInput_CorruptPngIsAnErrorNotAnAbort) {
+  TempDir dir;
+  Geometry g;
+  g.size = {64, 48, 1};
+  io::write_image(ramp(g, PixelType::UInt8), dir / "ok.png");
+  std::ifstream in(dir / "ok.png", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  std::ofstream(dir / "cut.png", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() - 30));
+  std::string flipped = bytes;
+  flipped[40] = static_cast<char>(flipped[40] ^ 0x5a);  // inside the first chunk: CRC no longer matches
+  std::ofstream(dir / "flipped.png", std::ios::binary) << flipped;
+  // The fuzzer's input: a PNG signature followed by garbage, named .nii.
+  const unsigned char fuzz[] = {0x89, 0x50, 0x4e, 0x47, 0xd, 0xa, 0x1a, 0xa, 0x5c, 0x1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                0,    0,    0,    0x9,  0,   0,   0,    0,   0,    0,   0, 0, 0, 0, 0, 0, 0x80};
+  std::ofstream(dir / "fuzz.nii", std::ios::binary).write(reinterpret_cast<const char*>(fuzz), sizeof fuzz);
+  for (const char* name : {"cut.png", "flipped.png", "fuzz.nii"}) {
+    try {
+      io::read_image(dir / name);
+      ADD_FAILURE() << name << ": expected CorruptFile";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::CorruptFile) << name << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(io::read_image(dir / "ok.png"));
+}
+
 TEST(ImageIO, BadInput_AbsurdDimensionsRefusedBeforeAllocating) {
   TempDir dir;
   std::vector<char> bytes(16, 0);
