@@ -4,6 +4,7 @@
 // Usage: io_bench [--benchmark_repetitions=N] ; needs ../shared/data for the DICOM benchmarks.
 #include <benchmark/benchmark.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -72,8 +73,15 @@ void BM_ConvertDicomToNifti_dcm2niix(benchmark::State& state) {
   const std::string cmd = "dcm2niix -z n -b n -f series -o '" + out.string() + "' '" + kSeries.string() +
                           "' >/dev/null 2>&1";
   for (auto _ : state) {
-    if (std::system(cmd.c_str()) != 0) {
-      state.SkipWithError("dcm2niix failed");
+    state.PauseTiming();  // dcm2niix refuses to write a 27th "series" beside older ones
+    fs::remove_all(out);
+    fs::create_directories(out);
+    state.ResumeTiming();
+    const int rc = std::system(cmd.c_str());
+    if (rc != 0) {
+      static std::string message;
+      message = "dcm2niix failed (system() returned " + std::to_string(rc) + ", errno " + std::to_string(errno) + ")";
+      state.SkipWithError(message.c_str());
       return;
     }
   }
