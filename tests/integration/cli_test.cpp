@@ -255,6 +255,19 @@ TEST(CliShared, Convert_DicomSeriesToNiftiKeepsGeometry) {
   EXPECT_GE(written, 6);
 }
 
+TEST(CliShared, Convert_DicomSegToNiftiMatchesReferenceNrrd) {
+  TUMORLAB_REQUIRE_SHARED_DATA();
+  TempDir dir;
+  const fs::path folder = shared_data_dir() / "dicom" / "ct-3slice-liver-seg";
+  const Result r = run("convert " + quote((folder / "liver-seg.dcm").string()) + " " +
+                       quote((dir / "liver.nii.gz").string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const LabelMap ref = io::read_label(folder / "liver-seg.nrrd");
+  const LabelMap seg = io::read_label(dir / "liver.nii.gz", &ref.geometry());
+  EXPECT_EQ(seg.voxels(), ref.voxels());
+  EXPECT_GT(seg.count_nonzero(), 100000);
+}
+
 TEST(CliShared, Evaluate_DatasetLabelsAgainstThemselves_DiceOne) {
   TUMORLAB_REQUIRE_SHARED_DATA();
   for (const char* ds : {"Dataset001_MIPPET", "Dataset002_LGGFLAIR"}) {
