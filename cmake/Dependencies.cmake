@@ -16,3 +16,5 @@ find_package(PNG REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip)
 find_package(Threads REQUIRED)
+# Debian's LibTorch 1.13.1 (CPU, oneDNN).
+find_package(Torch REQUIRED)

@@ -1,0 +1,71 @@
+#include "tumorlab/model/plans.h"
+
+#include <gtest/gtest.h>
+
+#include "test_support.h"
+#include "tumorlab/core/error.h"
+
+using namespace tumorlab;
+using namespace tumorlab::model;
+
+namespace {
+Plans example() {
+  Plans p;
+  p.name = "test-3d";
+  p.modality = "MR";
+  ChannelPlan flair;
+  flair.name = "FLAIR";
+  flair.normalization.scheme = imaging::NormalizationScheme::ZScore;
+  p.channels = {flair};
+  p.network.dims = 3;
+  p.network.features = {8, 16, 32};
+  p.network.strides = {{2, 2, 1}, {2, 2, 2}};
+  p.patch_size = {64, 64, 16};
+  p.target_spacing_mm = {1, 1, 3};
+  p.inference.min_lesion_ml = 0.1;
+  return p;
+}
+ErrorCode code_of(const nlohmann::json& j) {
+  try {
+    plans_from_json(j);
+  } catch (const Error& e) {
+    return e.code();
+  }
+  return ErrorCode::Internal;
+}
+}  // namespace
+
+TEST(Plans, JsonRoundTrip_KeepsEveryField) {
+  const Plans p = example();
+  tumorlab::testing::TempDir dir;
+  save_plans(p, dir / "plans.json");
+  const Plans q = load_plans(dir / "plans.json");
+  EXPECT_EQ(to_json(p), to_json(q));
+  EXPECT_EQ(q.network.strides[0], (std::array<int, 3>{2, 2, 1}));
+  EXPECT_EQ(q.channels[0].normalization.scheme, imaging::NormalizationScheme::ZScore);
+  EXPECT_DOUBLE_EQ(q.inference.min_lesion_ml, 0.1);
+}
+
+TEST(Plans, BadFieldsRefusedNamingTheField) {
+  auto j = to_json(example());
+  j["patch_size"] = {62, 64, 16};  // not divisible by the strides' product (4)
+  try {
+    plans_from_json(j);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::InvalidDataset);
+    EXPECT_NE(std::string(e.what()).find("patch_size"), std::string::npos) << e.what();
+  }
+  j = to_json(example());
+  j["network"]["dims"] = 4;
+  EXPECT_EQ(code_of(j), ErrorCode::InvalidDataset);
+  j = to_json(example());
+  j["version"] = 99;
+  EXPECT_EQ(code_of(j), ErrorCode::InvalidDataset);
+  j = to_json(example());
+  j["channels"] = nlohmann::json::array();
+  EXPECT_EQ(code_of(j), ErrorCode::InvalidDataset);
+  j = to_json(example());
+  j["network"]["strides"] = {{2, 2, 1}};
+  EXPECT_EQ(code_of(j), ErrorCode::InvalidDataset);
+}
