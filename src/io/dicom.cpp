@@ -24,6 +24,11 @@
 #include <dcmtk/config/osconfig.h>  // must precede other DCMTK headers
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcistrmf.h>
+#include <dcmtk/dcmdata/dcmetinf.h>
+#include <dcmtk/dcmdata/dcstack.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/oflog/oflog.h>
 #include <gdcmDataSet.h>
 #include <gdcmImage.h>
@@ -35,11 +40,13 @@
 #include <gdcmStringFilter.h>
 #include <gdcmTrace.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <zip.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -76,20 +83,142 @@ void quiet_gdcm() {
   });
 }
 
-// Debian's GDCM is built with assertions on, and some malformed inputs (a file cut inside its
-// header, say) hit an assert() and abort the process. DCMTK reports the same problems as errors,
-// so every file is parsed by DCMTK first: up to the pixel data while scanning, completely
-// (element lengths checked against the file) before GDCM decodes pixels.
-void check_structure(const fs::path& path, const std::string& display, bool whole_file) {
-  DcmFileFormat ff;
-  const OFCondition cond =
-      whole_file ? ff.loadFile(path.string().c_str())
-                 : ff.loadFileUntilTag(path.string().c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
-                                       ERM_autoDetect, DCM_PixelData);
-  if (cond.bad()) {
-    throw Error(ErrorCode::CorruptFile, display + ": corrupt or truncated DICOM (" + std::string(cond.text()) + ")");
+}  // namespace
+
+namespace detail {
+
+// Every file is parsed completely by DCMTK before GDCM sees it, for two reasons:
+// - Debian's GDCM is built with assertions on, and some malformed inputs (a file cut inside its
+//   header, say) hit an assert() and abort the process; DCMTK reports them as errors.
+// - GDCM allocates (and zero-fills) an element's declared 32-bit length before it reads the
+//   value, so a few bytes claiming 3 GB made it allocate 3 GB (found by the fuzzer). DCMTK checks
+//   every declared length against the bytes that remain in the file and refuses the file.
+// The whole file is parsed, not just up to the pixel data: GDCM reads the length of the element
+// after its stop tag too. DCMTK keeps values over 4 KiB on disk, so this costs little memory.
+// Where GDCM would parse the same bytes differently from DCMTK, the file is refused as well:
+// GDCM re-reads a dataset with other rules (implicit lengths, 16-bit VRs) after it meets a
+// non-standard VR, and it "repairs" some lengths (a UL of 6 bytes, an implicit length of 13),
+// after which it no longer sees the elements DCMTK checked.
+// A deflated dataset is first inflated (bounded) into a temporary file, because DCMTK cannot
+// know the remaining length of a compressed stream and would allocate declared lengths itself;
+// the inflated bytes are then parsed like a plain file (and the values loaded into memory).
+std::unique_ptr<DcmFileFormat> load_checked_dicom(const fs::path& path, const std::string& display);
+
+}  // namespace detail
+
+namespace {
+
+[[noreturn]] void corrupt(const std::string& display, const std::string& what) {
+  throw Error(ErrorCode::CorruptFile, display + ": corrupt or truncated DICOM (" + what + ")");
+}
+
+std::string tag_text(const DcmTagKey& key) { return key.toString().c_str(); }
+
+// Refuses what DCMTK accepted but GDCM reads differently (see load_checked_dicom()).
+void check_gdcm_agrees(DcmDataset& ds, const std::string& display) {
+  const bool implicit = DcmXfer(ds.getOriginalXfer()).isImplicitVR();
+  DcmStack stack;
+  while (ds.nextObject(stack, OFTrue).good()) {
+    DcmObject* obj = stack.top();
+    if (!obj) break;
+    const DcmEVR vr = obj->getTag().getEVR();
+    const Uint32 length = obj->getLengthField();
+    // Zero padding after the pixel data reads as empty (0000,0000) elements with VR "\0\0";
+    // harmless (GDCM then reads the rest with 16-bit lengths, as DCMTK did) and common.
+    const bool zero_padding = obj->getTag() == DcmTagKey(0, 0) && length == 0;
+    if (!implicit && (vr == EVR_UNKNOWN || vr == EVR_UNKNOWN2B) && !zero_padding) {
+      corrupt(display, "element " + tag_text(obj->getTag()) + " has a non-standard value representation");
+    }
+    if (length == DCM_UndefinedLength) continue;
+    int width = 0;
+    switch (vr) {
+      case EVR_US: case EVR_SS: width = 2; break;
+      case EVR_UL: case EVR_SL: case EVR_FL: case EVR_AT: width = 4; break;
+      case EVR_FD: case EVR_SV: case EVR_UV: width = 8; break;
+      default: break;
+    }
+    if (width > 0 && length % width != 0) {
+      corrupt(display, "element " + tag_text(obj->getTag()) + " has a length of " + std::to_string(length) +
+                           " bytes, not a multiple of " + std::to_string(width));
+    }
+    if (implicit && length == 13) {
+      corrupt(display, "element " + tag_text(obj->getTag()) + " has an odd length of 13 bytes");
+    }
   }
 }
+
+}  // namespace
+
+std::unique_ptr<DcmFileFormat> detail::load_checked_dicom(const fs::path& path, const std::string& display) {
+  quiet_gdcm();
+  auto ff = std::make_unique<DcmFileFormat>();
+  // The meta header (always explicit little endian, no compression) says whether the dataset
+  // is deflated. A file without one is read as a plain dataset.
+  DcmInputFileStream in(path.string().c_str());
+  if (in.status().bad()) corrupt(display, "cannot open the file");
+  DcmMetaInfo& meta = *ff->getMetaInfo();
+  meta.transferInit();
+  OFCondition cond = meta.read(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
+  meta.transferEnd();
+  if (cond.bad()) corrupt(display, cond.text());
+  OFString ts;
+  meta.findAndGetOFString(DCM_TransferSyntaxUID, ts);
+  if (ts != UID_DeflatedExplicitVRLittleEndianTransferSyntax) {
+    ff = std::make_unique<DcmFileFormat>();
+    cond = ff->loadFile(path.string().c_str());
+    if (cond.bad()) corrupt(display, cond.text());
+  } else {
+    // Inflate with DCMTK's own filter, as DcmDataset::read would, into a private temporary file
+    // (bounded: the inflated dataset holds the pixel data, so it may not exceed the largest
+    // volume), then parse that like a plain file. DCMTK only checks lengths against the
+    // remaining bytes on file streams; from a memory buffer it allocates them as declared.
+    const uint64_t limit = max_volume_bytes() + (uint64_t{64} << 20);
+    cond = in.installCompressionFilter(ESC_zlib);
+    if (cond.bad()) corrupt(display, cond.text());
+    std::string templ = (fs::temp_directory_path() / "tumorlab-inflated-XXXXXX").string();
+    const int fd = mkstemp(templ.data());
+    if (fd < 0) throw Error(ErrorCode::IoFailure, display + ": cannot create a temporary file to inflate the dataset");
+    struct Remove {
+      std::string path;
+      int fd;
+      ~Remove() {
+        if (fd >= 0) close(fd);
+        std::remove(path.c_str());
+      }
+    } remove_later{templ, fd};
+    std::vector<char> chunk(1 << 16);
+    uint64_t total = 0;
+    while (!in.eos()) {
+      const offile_off_t got = in.read(chunk.data(), static_cast<offile_off_t>(chunk.size()));
+      if (got <= 0) break;
+      total += static_cast<uint64_t>(got);
+      if (total > limit) {
+        throw Error(ErrorCode::TooLarge, display + ": the deflated dataset inflates to more than " +
+                                             std::to_string(limit >> 20) + " MiB (TUMORLAB_MAX_VOLUME_BYTES)");
+      }
+      for (offile_off_t done = 0; done < got;) {
+        const ssize_t w = write(fd, chunk.data() + done, static_cast<std::size_t>(got - done));
+        if (w <= 0) throw Error(ErrorCode::IoFailure, display + ": cannot write the inflated dataset to a temporary file");
+        done += w;
+      }
+    }
+    if (in.status().bad()) corrupt(display, std::string("cannot inflate the dataset: ") + in.status().text());
+    close(fd);
+    remove_later.fd = -1;
+    DcmDataset& ds = *ff->getDataset();
+    cond = ds.loadFile(templ.c_str(), EXS_LittleEndianExplicit);
+    if (cond.bad()) corrupt(display, cond.text());
+    // The values DCMTK left on disk must be read before the temporary file goes (they fit).
+    cond = ds.loadAllDataIntoMemory();
+    if (cond.bad()) corrupt(display, cond.text());
+  }
+  check_gdcm_agrees(*ff->getDataset(), display);
+  return ff;
+}
+
+namespace {
+
+void check_structure(const fs::path& path, const std::string& display) { detail::load_checked_dicom(path, display); }
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\0' || s.back() == '\t' || s.back() == '\n' ||
@@ -234,7 +363,7 @@ FileHeader read_header(const fs::path& path, const std::string& display) {
   FileHeader h;
   h.path = path.string();
   h.display = display;
-  check_structure(path, display, /*whole_file=*/false);
+  check_structure(path, display);
   gdcm::Reader reader;
   reader.SetFileName(h.path.c_str());
   bool ok = false;
@@ -1013,7 +1142,7 @@ Volume read_dicom_series(const DicomSeriesInfo& series, const DicomReadOptions& 
     if (slots_of[fi].empty()) continue;
     const auto& file = layout->files[fi];
     try {
-      check_structure(file.path, file.display, /*whole_file=*/true);
+      check_structure(file.path, file.display);
       gdcm::ImageReader reader;
       reader.SetFileName(file.path.c_str());
       if (!reader.Read()) throw Error(ErrorCode::CorruptFile, file.display + ": GDCM cannot read the image");

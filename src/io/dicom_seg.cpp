@@ -21,12 +21,20 @@
 #include <cmath>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "tumorlab/io/dicom.h"
 
 namespace fs = std::filesystem;
 
 namespace tumorlab::io {
+
+namespace detail {
+// Defined in dicom.cpp: parses the whole file with DCMTK, checking every declared length against
+// the bytes that can follow it (a deflated dataset is inflated, bounded, first).
+// Error(CorruptFile) naming `display`, or Error(TooLarge).
+std::unique_ptr<DcmFileFormat> load_checked_dicom(const fs::path& path, const std::string& display);
+}  // namespace detail
 
 namespace {
 
@@ -44,10 +52,9 @@ std::unique_ptr<DcmFileFormat> load(const fs::path& path) {
   if (!fs::is_regular_file(path, ec) || !is_dicom_file(path)) {
     throw Error(ErrorCode::NotDicom, name + ": not a DICOM file");
   }
-  auto ff = std::make_unique<DcmFileFormat>();
-  const OFCondition cond = ff->loadFile(path.string().c_str());
-  if (cond.bad()) throw Error(ErrorCode::CorruptFile, name + ": cannot parse DICOM (" + cond.text() + ")");
-  return ff;
+  // Not DcmFileFormat::loadFile(): for a deflated dataset DCMTK allocates every declared length
+  // before it finds out that the stream is shorter.
+  return detail::load_checked_dicom(path, name);
 }
 
 std::string referenced_series(DcmDataset& ds, const std::string& name) {

@@ -7,6 +7,7 @@
 
 #include <itkImage.h>
 #include <itkImageFileReader.h>
+#include <sys/resource.h>
 #include <zip.h>
 
 #include <cmath>
@@ -468,5 +469,98 @@ TEST(Dicom, DamagedFiles_ErrorOrSuccessNeverCrash) {
         // an error naming the file is the expected outcome
       }
     }
+  }
+}
+
+namespace {
+
+// Peak resident memory of this process so far, in MiB.
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux: KiB
+}
+
+std::string read_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::string le16(uint16_t v) { return {static_cast<char>(v & 0xff), static_cast<char>(v >> 8)}; }
+std::string le32(uint32_t v) { return le16(static_cast<uint16_t>(v & 0xffff)) + le16(static_cast<uint16_t>(v >> 16)); }
+
+}  // namespace
+
+// Regression (found by the fuzzer): GDCM allocates and zero-fills an element's declared length
+// before reading the value, so a 32 KB file claiming a ~3.5 GB element made scan_dicom() take
+// 3.5 GB. The DCMTK pre-check had stopped at the pixel data tag, and it read the broken element
+// with other rules than GDCM. Each file below must be refused as CorruptFile, naming the file,
+// without the process' peak memory growing by more than 256 MiB.
+TEST(DicomRead, MalformedElementLength_RefusedWithoutHugeAllocation) {
+  TUMORLAB_REQUIRE_SHARED_DATA();
+  TempDir tmp;
+  // 1 MiB, explicit VR little endian; the pixel data element starts at byte 908.
+  const std::string good = read_bytes(dicom_dir() / "transfer-syntaxes" / "explicit_little.dcm");
+  const std::size_t pixel_data = good.find(std::string("\xe0\x7f\x10\x00OB", 6));
+  ASSERT_EQ(pixel_data, 908u);
+  const uint32_t huge = 0xD0000000u;
+
+  struct Case {
+    const char* name;
+    std::string bytes;
+  };
+  std::vector<Case> cases;
+  {
+    // An OB element after the pixel data declaring 3.25 GiB, followed by 16 bytes.
+    cases.push_back({"after_pixel_data.dcm", good + le16(0x7fe1) + le16(0x0010) + "OB" + le16(0) + le32(huge) +
+                                                 std::string(16, '\x01')});
+  }
+  {
+    // The fuzzer's case: a non-standard VR. DCMTK reads a 16-bit length (0xD000, which fits);
+    // GDCM re-reads the dataset as implicit VR and takes the VR bytes plus that length as a
+    // 32-bit length: 0xD000E6AB, 3.25 GiB.
+    const std::string element = le16(0x0011) + le16(0x1001) + "\xab\xe6" + le16(0xD000) + std::string(0xD000, '\0');
+    cases.push_back({"nonstandard_vr.dcm", good.substr(0, pixel_data) + element + good.substr(pixel_data)});
+  }
+  {
+    // The pixel data element itself declares 3.25 GiB.
+    std::string b = good;
+    b.replace(pixel_data + 8, 4, le32(huge));
+    cases.push_back({"pixel_data_length.dcm", b});
+  }
+  {
+    // A UN element inside the header declares 3.25 GiB.
+    const std::string element = le16(0x0011) + le16(0x1002) + "UN" + le16(0) + le32(huge) + std::string(64, '\x02');
+    cases.push_back({"un_length.dcm", good.substr(0, pixel_data) + element + good.substr(pixel_data)});
+  }
+
+  {
+    // The fuzzer's own file (32 KB, from jpeg_2000.dcm; no patient data): (0043,1010) US claims
+    // 16386 bytes, which swallows the pixel data, and the element after it has VR bytes ab e6.
+    // GDCM read that element's length as 32 bits and allocated 3.6 GB.
+    cases.push_back({"fuzz-oom-nonstandard-vr.dcm",
+                     read_bytes(fs::path(TUMORLAB_SOURCE_DIR) / "tests/data/dicom/fuzz-oom-nonstandard-vr.dcm")});
+    ASSERT_EQ(cases.back().bytes.size(), 32317u);
+  }
+
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const fs::path p = tmp / c.name;
+    std::ofstream(p, std::ios::binary).write(c.bytes.data(), static_cast<std::streamsize>(c.bytes.size()));
+    const double before = peak_rss_mib();
+    std::string message;
+    const ErrorCode code = code_of([&] {
+      try {
+        for (const auto& s : scan_dicom(p)) {
+          if (s.readable) read_dicom_series(s, DicomReadOptions{true});
+        }
+      } catch (const Error& e) {
+        message = e.what();
+        throw;
+      }
+    });
+    EXPECT_EQ(code, ErrorCode::CorruptFile) << message;
+    EXPECT_NE(message.find(c.name), std::string::npos) << message;
+    EXPECT_LT(peak_rss_mib() - before, 256.0) << "peak memory grew while reading " << c.name;
   }
 }
