@@ -218,7 +218,28 @@ std::unique_ptr<DcmFileFormat> detail::load_checked_dicom(const fs::path& path, 
 
 namespace {
 
-void check_structure(const fs::path& path, const std::string& display) { detail::load_checked_dicom(path, display); }
+// load_checked_dicom(), then: GDCM must take the dataset to be in the same encoding as DCMTK did
+// (explicit or implicit VR, byte order). With a damaged meta header the two guess differently
+// (the fuzzer found GDCM reading as big endian a dataset DCMTK had checked as little endian),
+// and the lengths DCMTK checked are then not the ones GDCM reads. GDCM's guess comes from
+// reading the meta header only (ReadUpToTag stops before the first dataset element's value).
+void check_structure(const fs::path& path, const std::string& display) {
+  const auto ff = detail::load_checked_dicom(path, display);
+  const DcmXfer dcmtk(ff->getDataset()->getOriginalXfer());
+  gdcm::Reader probe;
+  probe.SetFileName(path.string().c_str());
+  try {
+    probe.ReadUpToTag(gdcm::Tag(0x0000, 0x0000));
+  } catch (const std::exception&) {
+  }
+  const gdcm::TransferSyntax ts = probe.GetFile().GetHeader().GetDataSetTransferSyntax();
+  if (!ts.IsValid()) return;  // GDCM refuses the file itself ("Meta Header issue")
+  const bool gdcm_explicit = ts.GetNegociatedType() == gdcm::TransferSyntax::Explicit;
+  const bool gdcm_big = ts.GetSwapCode() == gdcm::SwapCode::BigEndian;
+  if (gdcm_explicit != dcmtk.isExplicitVR() || gdcm_big != (dcmtk.getByteOrder() == EBO_BigEndian)) {
+    corrupt(display, "the transfer syntax is ambiguous (damaged meta header?)");
+  }
+}
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\0' || s.back() == '\t' || s.back() == '\n' ||

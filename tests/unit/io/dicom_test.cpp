@@ -542,6 +542,13 @@ TEST(DicomRead, MalformedElementLength_RefusedWithoutHugeAllocation) {
                      read_bytes(fs::path(TUMORLAB_SOURCE_DIR) / "tests/data/dicom/fuzz-oom-nonstandard-vr.dcm")});
     ASSERT_EQ(cases.back().bytes.size(), 32317u);
   }
+  {
+    // The fuzzer's second file: the first meta header tag is (6302,0000), so DCMTK reads the
+    // dataset as explicit little endian and GDCM as big endian, with other lengths (1.6 GB).
+    cases.push_back({"fuzz-oom-ambiguous-meta.dcm",
+                     read_bytes(fs::path(TUMORLAB_SOURCE_DIR) / "tests/data/dicom/fuzz-oom-ambiguous-meta.dcm")});
+    ASSERT_EQ(cases.back().bytes.size(), 11532u);
+  }
 
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
