@@ -115,8 +115,7 @@ namespace {
 std::string tag_text(const DcmTagKey& key) { return key.toString().c_str(); }
 
 // Refuses what DCMTK accepted but GDCM reads differently (see load_checked_dicom()).
-void check_gdcm_agrees(DcmDataset& ds, const std::string& display) {
-  const bool implicit = DcmXfer(ds.getOriginalXfer()).isImplicitVR();
+void check_gdcm_agrees(DcmItem& ds, bool implicit, const std::string& display) {
   DcmStack stack;
   while (ds.nextObject(stack, OFTrue).good()) {
     DcmObject* obj = stack.top();
@@ -212,7 +211,9 @@ std::unique_ptr<DcmFileFormat> detail::load_checked_dicom(const fs::path& path, 
     cond = ds.loadAllDataIntoMemory();
     if (cond.bad()) corrupt(display, cond.text());
   }
-  check_gdcm_agrees(*ff->getDataset(), display);
+  // The meta header too: GDCM asserts (aborts) on a non-standard VR there.
+  check_gdcm_agrees(*ff->getMetaInfo(), /*implicit=*/false, display);
+  check_gdcm_agrees(*ff->getDataset(), DcmXfer(ff->getDataset()->getOriginalXfer()).isImplicitVR(), display);
   return ff;
 }
 
