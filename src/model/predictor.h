@@ -20,13 +20,18 @@ struct PredictOptions {
   std::optional<imaging::Box> roi;  // only this box of the input grid (voxels); outside = background
   int threads = 0;                  // LibTorch threads (0: all cores)
   double overlap = -1;              // < 0: plans.inference.overlap
+  bool bf16 = false;                // bfloat16 autocast for the network (faster convolutions, less exact)
+  std::string source = "input";     // names the image in error messages (file name, case id)
 };
 
 struct Prediction {
   LabelMap label;                   // on the input grid
   Volume probability;               // float32 foreground probability (1 - p(background)), input grid
   Volume uncertainty;               // float32 normalised entropy of the mean softmax in [0, 1]; empty unless asked
-  double case_score = 0;            // case-level uncertainty for active learning (see docs/uncertainty.md)
+  double case_score = 0;            // case-level uncertainty for active learning (see docs/uncertainty.md);
+                                    // computed only with options.uncertainty
+  int64_t foreground_voxels = 0;    // label != 0 after small-lesion removal
+  double foreground_ml = 0;         // foreground_voxels * voxel volume
   double seconds = 0;               // wall time of predict()
 };
 

@@ -1,0 +1,52 @@
+#pragma once
+// INTERNAL to src/model (includes torch through unet.h): sliding-window inference and writing
+// model bundles with weights. Everything outside src/model uses predictor.h and bundle.h.
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <vector>
+
+#include "tumorlab/model/bundle.h"
+#include "tumorlab/model/plans.h"
+#include "tumorlab/model/unet.h"
+
+namespace tumorlab::model {
+
+struct WindowOptions {
+  std::array<int, 3> patch{64, 64, 1};  // voxels (x, y, z); z = 1 runs a 2D network slice by slice
+  double overlap = 0.5;                 // fraction of the patch shared by neighbouring windows
+  int batch = 4;                        // windows per forward pass
+  std::vector<int> mirror_axes;         // TTA: every combination of flips along these (x=0, y=1, z=2)
+  int mc_samples = 0;                   // > 0: that many passes per variant with dropout active
+  bool bf16 = false;                    // bfloat16 autocast
+};
+
+// Start positions of windows of `patch` voxels over `size` voxels (size >= patch), as nnU-Net:
+// ceil((size - patch) / (patch * (1 - overlap))) + 1 windows spread evenly, first at 0, last at
+// size - patch.
+std::vector<int64_t> window_starts(int64_t size, int64_t patch, double overlap);
+
+// Gaussian importance map (Z, Y, X) = patch reversed: sigma = patch / 8 per axis, centred, max 1
+// (nnU-Net). An axis of size 1 has weight 1.
+torch::Tensor gaussian_importance(const std::array<int, 3>& patch);
+
+// Mean softmax over windows (Gaussian weighted), flips and MC-dropout samples.
+// `image`: (C, Z, Y, X) float32. Returns (K, Z, Y, X) float32 class probabilities summing to 1.
+// Images smaller than the patch are zero-padded (centred) and the result cropped back.
+// The network must be in eval mode; runs under InferenceMode.
+torch::Tensor sliding_window(UNet& net, const torch::Tensor& image, const WindowOptions& options);
+
+// The mirror variants: every subset of `axes` (axes whose patch extent is 1 are left out),
+// as tensor dims of a (N, C, Z, Y, X) tensor. The first variant is the identity (empty).
+std::vector<std::vector<int64_t>> mirror_variants(const std::vector<int>& axes, const std::array<int, 3>& patch);
+
+// Writes a complete bundle: model.pt (torch::save of `net`), plans.json, bundle.json.
+// Used by tests and by the trainer's export. Error(IoFailure) when a file cannot be written.
+void save_bundle(const std::filesystem::path& folder, const Plans& plans, UNet& net, const BundleMetadata& metadata);
+
+// Loads model.pt into a network built from `plans`, checking every tensor's shape.
+// Errors: FileNotFound (missing model.pt), InvalidDataset (unreadable or mismatched weights).
+UNet load_bundle_network(const std::filesystem::path& folder, const Plans& plans);
+
+}  // namespace tumorlab::model
