@@ -571,3 +571,17 @@ TEST(DicomRead, MalformedElementLength_RefusedWithoutHugeAllocation) {
     EXPECT_LT(peak_rss_mib() - before, 256.0) << "peak memory grew while reading " << c.name;
   }
 }
+
+// Regression (found by the fuzzer): a non-standard VR in the meta header (group 0002) made
+// GDCM abort the process on an assert(); it must be refused as CorruptFile first.
+TEST(DicomRead, NonstandardVrInMetaHeader_RefusedNotAborted) {
+  TUMORLAB_REQUIRE_SHARED_DATA();
+  TempDir tmp;
+  std::string bytes = read_bytes(dicom_dir() / "transfer-syntaxes" / "jpeg_2000.dcm");
+  // (0002,0003) MediaStorageSOPInstanceUID at byte 192: VR "UI" becomes "]I".
+  ASSERT_EQ(bytes.substr(192, 6), std::string("\x02\x00\x03\x00UI", 6));
+  bytes[196] = ']';
+  const fs::path p = tmp / "meta_vr.dcm";
+  std::ofstream(p, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  EXPECT_EQ(code_of([&] { scan_dicom(p); }), ErrorCode::CorruptFile);
+}
