@@ -10,12 +10,13 @@ using nlohmann::json;
 namespace tumorlab::model {
 namespace {
 
-json norm_json(const imaging::NormalizationParams& n) {
+json norm_json(const imaging::NormalizationParams& n, const std::string& foreground) {
   return {{"scheme", imaging::to_string(n.scheme)},
           {"clip_low", n.clip_low},
           {"clip_high", n.clip_high},
           {"mean", n.mean},
-          {"std", n.std}};
+          {"std", n.std},
+          {"foreground", foreground}};
 }
 
 // Reads `key` of `obj` into `out`, naming the field in errors; a missing key keeps the default.
@@ -43,7 +44,7 @@ int Plans::num_classes() const {
 json to_json(const Plans& p) {
   json channels = json::array();
   for (const auto& c : p.channels) {
-    channels.push_back({{"name", c.name}, {"invert", c.invert}, {"normalization", norm_json(c.normalization)}});
+    channels.push_back({{"name", c.name}, {"invert", c.invert}, {"normalization", norm_json(c.normalization, c.foreground)}});
   }
   const auto& n = p.network;
   const auto& t = p.training;
@@ -135,6 +136,15 @@ Plans plans_from_json(const json& j, const std::string& source) {
       read(nj, "clip_high", ch.normalization.clip_high, where + ".normalization");
       read(nj, "mean", ch.normalization.mean, where + ".normalization");
       read(nj, "std", ch.normalization.std, where + ".normalization");
+      read(nj, "foreground", ch.foreground, where + ".normalization");
+      require(ch.foreground == "above_zero" || ch.foreground == "all" || ch.foreground == "otsu",
+              where + ".normalization.foreground",
+              "must be \"above_zero\", \"all\" or \"otsu\", is \"" + ch.foreground + "\"");
+      if (ch.normalization.scheme == imaging::NormalizationScheme::CT) {
+        require(ch.normalization.clip_low <= ch.normalization.clip_high, where + ".normalization",
+                "CT needs clip_low <= clip_high");
+        require(ch.normalization.std > 0, where + ".normalization.std", "CT needs a positive std");
+      }
     }
     p.channels.push_back(ch);
   }

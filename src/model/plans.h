@@ -21,6 +21,9 @@ struct ChannelPlan {
   std::string name;                          // "FLAIR", "PET-MIP", ...
   imaging::NormalizationParams normalization;  // CT: fixed numbers from the dataset; ZScore: per case
   bool invert = false;                       // x -> (max - x) before normalising (dark = high uptake)
+  // ZScore only: which voxels give the per-case mean and std (see preprocess.h):
+  // "above_zero" (voxels > 0, nnU-Net's nonzero mask), "all", or "otsu" (above the Otsu threshold).
+  std::string foreground = "above_zero";
 };
 
 struct NetworkPlan {
