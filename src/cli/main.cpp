@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
       cli::add_convert);
   add("evaluate", "Score predicted labels against reference labels (Dice, HD95, lesion F1, ...)",
       cli::add_evaluate);
+  add("plan", "Fingerprint an nnU-Net dataset and write plans.json (2D/3D, spacing, patch, network, normalisation)", cli::add_plan);
   add("train", "Train a U-Net from plans.json on an nnU-Net dataset (resumable, time budget, pseudo-Dice validation)", cli::add_train);
 
   try {

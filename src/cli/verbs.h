@@ -11,6 +11,7 @@ using Run = std::function<int()>;
 Run add_info(CLI::App& app);
 Run add_convert(CLI::App& app);
 Run add_evaluate(CLI::App& app);
+Run add_plan(CLI::App& app);
 Run add_train(CLI::App& app);
 
 }  // namespace tumorlab::cli
