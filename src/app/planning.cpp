@@ -14,7 +14,8 @@ PlanResult plan_dataset(const PlanRequest& request) {
   const io::NnunetDataset dataset = io::read_nnunet_dataset(request.dataset);
   PlanResult r;
   r.plans_path = request.output;
-  r.fingerprint_path = request.fingerprint.empty() ? request.output.parent_path() / "fingerprint.json" : request.fingerprint;
+  r.fingerprint_path =
+      request.fingerprint.empty() ? request.output.parent_path() / "fingerprint.json" : request.fingerprint;
   if (!request.fingerprint.empty() && fs::exists(request.fingerprint)) {
     r.fingerprint = model::load_fingerprint(request.fingerprint);
     std::vector<std::string> names;
@@ -55,10 +56,11 @@ std::string describe(const model::Plans& p, const model::DatasetFingerprint& f) 
     return o.str();
   };
   const int n = p.dims();
-  s << "plans '" << p.name << "': " << p.dims() << "D, modality " << (p.modality.empty() ? "(any)" : p.modality)
-    << ", " << f.cases.size() << " cases (" << f.cases_with_foreground << " with foreground, " << f.lesion_count
+  s << "plans '" << p.name << "': " << p.dims() << "D, modality " << (p.modality.empty() ? "(any)" : p.modality) << ", "
+    << f.cases.size() << " cases (" << f.cases_with_foreground << " with foreground, " << f.lesion_count
     << " lesions)\n";
-  s << "  target spacing " << triple(p.target_spacing_mm, 3) << " mm, median shape " << triple(f.median_size, 3) << "\n";
+  s << "  target spacing " << triple(p.target_spacing_mm, 3) << " mm, median shape " << triple(f.median_size, 3)
+    << "\n";
   s << "  patch " << triple(p.patch_size, n) << ", batch " << p.batch_size << ", " << p.network.features.size()
     << " stages, features";
   for (int feat : p.network.features) s << " " << feat;
@@ -76,9 +78,9 @@ std::string describe(const model::Plans& p, const model::DatasetFingerprint& f) 
     if (c.invert) s << ", inverted";
     s << "\n";
   }
-  s << "  training " << p.training.epochs << " epochs x " << p.training.iterations_per_epoch
-    << " iterations, lr " << p.training.learning_rate << "; inference overlap " << p.inference.overlap
-    << ", min lesion " << p.inference.min_lesion_ml << " mL\n";
+  s << "  training " << p.training.epochs << " epochs x " << p.training.iterations_per_epoch << " iterations, lr "
+    << p.training.learning_rate << "; inference overlap " << p.inference.overlap << ", min lesion "
+    << p.inference.min_lesion_ml << " mL\n";
   return s.str();
 }
 

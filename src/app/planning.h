@@ -11,15 +11,15 @@
 namespace tumorlab::app {
 
 struct PlanRequest {
-  std::filesystem::path dataset;      // nnU-Net v2 raw dataset folder
-  std::filesystem::path output;       // plans.json to write (parent folders are created)
-  std::string name;                   // plans.name ("" -> the dataset folder's name, lower case)
-  std::string dims = "auto";          // auto | 2d | 3d
-  std::string modality;               // override ("" -> from the channel names)
+  std::filesystem::path dataset;  // nnU-Net v2 raw dataset folder
+  std::filesystem::path output;   // plans.json to write (parent folders are created)
+  std::string name;               // plans.name ("" -> the dataset folder's name, lower case)
+  std::string dims = "auto";      // auto | 2d | 3d
+  std::string modality;           // override ("" -> from the channel names)
   // Fingerprint file: read when it exists (no image is read), otherwise computed and written there.
   // Empty: computed and written as fingerprint.json beside `output`.
   std::filesystem::path fingerprint;
-  int threads = 0;                    // 0: one per core
+  int threads = 0;                         // 0: one per core
   std::function<void(int, int)> progress;  // cases fingerprinted (done, total)
 };
 

@@ -49,7 +49,8 @@ IntensityStats stats_of(std::vector<float>& values) {
 
 // Exact statistics of an 8- or 16-bit integer channel from a histogram (same numbers as stats_of:
 // numpy's linear percentile, population std), over the voxels where mask != 0 (all when null).
-template <class T> IntensityStats stats_by_histogram(const T* v, int64_t n, const uint8_t* mask) {
+template <class T>
+IntensityStats stats_by_histogram(const T* v, int64_t n, const uint8_t* mask) {
   constexpr int64_t lowest = std::numeric_limits<T>::lowest();
   constexpr int64_t bins = static_cast<int64_t>(std::numeric_limits<T>::max()) - lowest + 1;
   std::vector<int64_t> hist(static_cast<std::size_t>(bins), 0);
@@ -101,7 +102,8 @@ template <class T> IntensityStats stats_by_histogram(const T* v, int64_t n, cons
   return s;
 }
 
-template <class T> constexpr bool kHistogramType = std::is_integral_v<T> && sizeof(T) <= 2;
+template <class T>
+constexpr bool kHistogramType = std::is_integral_v<T> && sizeof(T) <= 2;
 
 // Channel statistics over the voxels where mask != 0 (all when null); non-finite voxels are skipped.
 IntensityStats channel_stats(const Volume& image, int c, const uint8_t* mask) {
@@ -154,8 +156,8 @@ CaseResult analyse_case(const io::NnunetCase& c) {
     parts.push_back(io::read_image(path));
     const Volume& v = parts.back();
     if (v.channels() != 1) {
-      throw Error(ErrorCode::InvalidDataset, path.filename().string() + ": expected one channel per file, found " +
-                                                 std::to_string(v.channels()));
+      throw Error(ErrorCode::InvalidDataset,
+                  path.filename().string() + ": expected one channel per file, found " + std::to_string(v.channels()));
     }
     if (!v.geometry().same_grid(parts.front().geometry())) {
       throw Error(ErrorCode::InvalidDataset, path.filename().string() + ": grid differs from " +
@@ -196,7 +198,9 @@ CaseResult analyse_case(const io::NnunetCase& c) {
   return r;
 }
 
-double median_of(std::vector<double> v) { return v.empty() ? kNaN : imaging::percentile(v, 50); }
+double median_of(std::vector<double> v) {
+  return v.empty() ? kNaN : imaging::percentile(v, 50);
+}
 
 SizeSummary summary_of(std::vector<double> v) {
   SizeSummary s;
@@ -211,7 +215,9 @@ SizeSummary summary_of(std::vector<double> v) {
 }
 
 // JSON numbers; NaN and Inf are written as null and read back as NaN.
-json num(double x) { return std::isfinite(x) ? json(x) : json(nullptr); }
+json num(double x) {
+  return std::isfinite(x) ? json(x) : json(nullptr);
+}
 
 double get_num(const json& obj, const char* key, const std::string& where) {
   if (!obj.contains(key) || obj.at(key).is_null()) return kNaN;
@@ -219,7 +225,8 @@ double get_num(const json& obj, const char* key, const std::string& where) {
   return obj.at(key).get<double>();
 }
 
-template <class T> T get(const json& obj, const char* key, const std::string& where) {
+template <class T>
+T get(const json& obj, const char* key, const std::string& where) {
   if (!obj.contains(key)) throw Error(ErrorCode::InvalidDataset, where + ": missing field '" + key + "'");
   try {
     return obj.at(key).get<T>();
@@ -253,7 +260,9 @@ IntensityStats stats_from(const json& j, const std::string& where) {
   return s;
 }
 
-json summary_json(const SizeSummary& s) { return {{"min", num(s.min)}, {"median", num(s.median)}, {"max", num(s.max)}}; }
+json summary_json(const SizeSummary& s) {
+  return {{"min", num(s.min)}, {"median", num(s.median)}, {"max", num(s.max)}};
+}
 
 SizeSummary summary_from(const json& j, const std::string& where) {
   SizeSummary s;
@@ -329,8 +338,8 @@ DatasetFingerprint compute_fingerprint(const io::NnunetDataset& dataset, int thr
   for (auto& r : results) {
     CaseFingerprint& c = r.fp;
     if (c.all.size() != nch) {
-      throw Error(ErrorCode::InvalidDataset, c.id + ": " + std::to_string(c.all.size()) + " channel files, dataset.json names " +
-                                                 std::to_string(nch));
+      throw Error(ErrorCode::InvalidDataset, c.id + ": " + std::to_string(c.all.size()) +
+                                                 " channel files, dataset.json names " + std::to_string(nch));
     }
     if (c.size[2] != 1) fp.is_2d = false;
     for (int a = 0; a < 3; ++a) {
@@ -380,7 +389,9 @@ DatasetFingerprint compute_fingerprint(const io::NnunetDataset& dataset, int thr
 json to_json(const DatasetFingerprint& f) {
   json channels = json::array();
   for (const auto& c : f.channels) {
-    channels.push_back({{"name", c.name}, {"pixel_type", c.pixel_type}, {"all", stats_json(c.all)},
+    channels.push_back({{"name", c.name},
+                        {"pixel_type", c.pixel_type},
+                        {"all", stats_json(c.all)},
                         {"foreground", stats_json(c.foreground)}});
   }
   json cases = json::array();
@@ -458,7 +469,8 @@ DatasetFingerprint parse_fingerprint(const json& j, const std::string& source) {
   f.lesion_voxels = summary_from(l.at("voxels"), source + ".lesions.voxels");
   f.lesion_ml = summary_from(l.at("volume_ml"), source + ".lesions.volume_ml");
   const json& chs = j.at("channels");
-  if (!chs.is_array() || chs.empty()) throw Error(ErrorCode::InvalidDataset, source + ".channels: expected a non-empty array");
+  if (!chs.is_array() || chs.empty())
+    throw Error(ErrorCode::InvalidDataset, source + ".channels: expected a non-empty array");
   for (std::size_t i = 0; i < chs.size(); ++i) {
     const std::string w = source + ".channels[" + std::to_string(i) + "]";
     ChannelFingerprint c;
@@ -482,7 +494,8 @@ DatasetFingerprint parse_fingerprint(const json& j, const std::string& source) {
       c.foreground_voxels = get<int64_t>(cj, "foreground_voxels", w);
       c.foreground_fraction = get_num(cj, "foreground_fraction", w);
       c.lesion_voxels = get<std::vector<int64_t>>(cj, "lesion_voxels", w);
-      for (const auto& v : cj.value("lesion_ml", json::array())) c.lesion_ml.push_back(v.is_number() ? v.get<double>() : kNaN);
+      for (const auto& v : cj.value("lesion_ml", json::array()))
+        c.lesion_ml.push_back(v.is_number() ? v.get<double>() : kNaN);
       for (const auto& s : cj.value("channels_all", json::array())) c.all.push_back(stats_from(s, w + ".channels_all"));
       for (const auto& s : cj.value("channels_foreground", json::array()))
         c.foreground.push_back(stats_from(s, w + ".channels_foreground"));

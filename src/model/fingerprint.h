@@ -42,41 +42,41 @@ struct CaseFingerprint {
   std::string id;
   Size3 size{1, 1, 1};
   Vec3 spacing_mm{1, 1, 1};
-  std::string pixel_type;                 // of channel 0's file ("uint8", ...)
-  std::string modality;                   // as read from the file ("" for most formats)
-  int64_t foreground_voxels = 0;          // label > 0
-  double foreground_fraction = 0;         // foreground_voxels / voxel count
-  std::vector<int64_t> lesion_voxels;     // connected components of label > 0, largest first
+  std::string pixel_type;              // of channel 0's file ("uint8", ...)
+  std::string modality;                // as read from the file ("" for most formats)
+  int64_t foreground_voxels = 0;       // label > 0
+  double foreground_fraction = 0;      // foreground_voxels / voxel count
+  std::vector<int64_t> lesion_voxels;  // connected components of label > 0, largest first
   std::vector<double> lesion_ml;
-  std::vector<IntensityStats> all;        // per channel, every voxel
-  std::vector<IntensityStats> foreground; // per channel, label > 0 voxels
+  std::vector<IntensityStats> all;         // per channel, every voxel
+  std::vector<IntensityStats> foreground;  // per channel, label > 0 voxels
 };
 
 struct ChannelFingerprint {
   std::string name;
-  std::string pixel_type;                 // of the first case
-  IntensityStats all;                     // pooled sample over the dataset
+  std::string pixel_type;  // of the first case
+  IntensityStats all;      // pooled sample over the dataset
   IntensityStats foreground;
 };
 
 struct SizeSummary {
-  double min = 0, median = 0, max = 0;    // NaN when there is no lesion
+  double min = 0, median = 0, max = 0;  // NaN when there is no lesion
 };
 
 struct DatasetFingerprint {
   int version = kFingerprintVersion;
-  std::string dataset;                    // dataset.json "name"
-  std::string root;                       // folder the fingerprint was computed from
+  std::string dataset;  // dataset.json "name"
+  std::string root;     // folder the fingerprint was computed from
   std::string file_ending;
   std::map<std::string, int> labels;
   std::vector<ChannelFingerprint> channels;
   std::vector<CaseFingerprint> cases;
 
-  bool is_2d = false;                     // every case has size z == 1
+  bool is_2d = false;  // every case has size z == 1
   Vec3 median_spacing_mm{1, 1, 1};
-  Vec3 spacing_p10_mm{1, 1, 1};           // 10th percentile per axis (nnU-Net's anisotropic rule)
+  Vec3 spacing_p10_mm{1, 1, 1};  // 10th percentile per axis (nnU-Net's anisotropic rule)
   std::array<double, 3> median_size{1, 1, 1};
-  std::string modality;                   // the files' modality when all cases agree, else ""
+  std::string modality;  // the files' modality when all cases agree, else ""
   int cases_with_foreground = 0;
   double mean_foreground_fraction = 0;    // over all cases
   double median_foreground_fraction = 0;  // over cases with foreground (NaN when none)

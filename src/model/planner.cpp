@@ -105,7 +105,8 @@ struct Topology {
 // Rule 4: strides per stage for a patch at a spacing; `axes` = 2 (x, y) or 3.
 Topology topology_for(const std::array<int, 3>& patch, const Vec3& spacing, int axes) {
   Topology t;
-  std::array<double, 3> size{static_cast<double>(patch[0]), static_cast<double>(patch[1]), static_cast<double>(patch[2])};
+  std::array<double, 3> size{static_cast<double>(patch[0]), static_cast<double>(patch[1]),
+                             static_cast<double>(patch[2])};
   Vec3 sp = spacing;
   while (static_cast<int>(t.strides.size()) + 1 < kMaxStages) {
     double finest = sp[0];
@@ -136,7 +137,9 @@ int round_up(double x, int multiple) {
   return std::max(1, n) * multiple;
 }
 
-long voxels(const std::array<int, 3>& p) { return static_cast<long>(p[0]) * p[1] * p[2]; }
+long voxels(const std::array<int, 3>& p) {
+  return static_cast<long>(p[0]) * p[1] * p[2];
+}
 
 struct ChannelRule {
   ChannelPlan plan;
@@ -190,8 +193,8 @@ std::string modality_from_channel_name(const std::string& name) {
   const auto w = words_of(name);
   if (has_word(w, {"CT", "CTA", "HU"})) return "CT";
   if (has_word(w, {"PET", "PT", "MIP", "SUV", "FDG", "PSMA"})) return "PT";
-  if (has_word(w, {"MR", "MRI", "FLAIR", "T1", "T2", "T1C", "T1CE", "T1GD", "T1W", "T2W", "T1WI", "T2WI", "PD",
-                   "DWI", "ADC", "SWI", "DCE", "DIXON", "STIR", "GRE", "T2STAR"}))
+  if (has_word(w, {"MR",   "MRI", "FLAIR", "T1",  "T2",  "T1C", "T1CE",  "T1GD", "T1W", "T2W",   "T1WI",
+                   "T2WI", "PD",  "DWI",   "ADC", "SWI", "DCE", "DIXON", "STIR", "GRE", "T2STAR"}))
     return "MR";
   return "";
 }
@@ -200,13 +203,17 @@ Plans plan_from_fingerprint(const DatasetFingerprint& f, const PlanOptions& opti
   if (f.channels.empty()) throw Error(ErrorCode::InvalidDataset, "fingerprint: no channel");
   // 1. dimensionality
   int dims = 0;
-  if (options.dims == "auto" || options.dims.empty()) dims = f.is_2d ? 2 : 3;
-  else if (options.dims == "2d" || options.dims == "2D") dims = 2;
-  else if (options.dims == "3d" || options.dims == "3D") dims = 3;
-  else throw Error(ErrorCode::BadArgument, "--dims: expected auto, 2d or 3d, found '" + options.dims + "'");
+  if (options.dims == "auto" || options.dims.empty())
+    dims = f.is_2d ? 2 : 3;
+  else if (options.dims == "2d" || options.dims == "2D")
+    dims = 2;
+  else if (options.dims == "3d" || options.dims == "3D")
+    dims = 3;
+  else
+    throw Error(ErrorCode::BadArgument, "--dims: expected auto, 2d or 3d, found '" + options.dims + "'");
   if (dims == 3 && f.is_2d) {
-    throw Error(ErrorCode::BadArgument, "--dims 3d: dataset '" + f.dataset +
-                                            "' is 2D (every case has one slice); a 3D model needs volumes");
+    throw Error(ErrorCode::BadArgument,
+                "--dims 3d: dataset '" + f.dataset + "' is 2D (every case has one slice); a 3D model needs volumes");
   }
   const int axes = dims;
 
@@ -246,7 +253,8 @@ Plans plan_from_fingerprint(const DatasetFingerprint& f, const PlanOptions& opti
     const auto ua = static_cast<std::size_t>(a);
     std::vector<double> v;
     for (const auto& c : f.cases) v.push_back(static_cast<double>(c.size[ua]) * c.spacing_mm[ua] / target[ua]);
-    median_shape[ua] = v.empty() ? f.median_size[ua] * f.median_spacing_mm[ua] / target[ua] : imaging::percentile(v, 50);
+    median_shape[ua] =
+        v.empty() ? f.median_size[ua] * f.median_spacing_mm[ua] / target[ua] : imaging::percentile(v, 50);
     median_shape[ua] = std::max(1.0, median_shape[ua]);
   }
   if (dims == 2) median_shape[2] = 1;
@@ -254,7 +262,8 @@ Plans plan_from_fingerprint(const DatasetFingerprint& f, const PlanOptions& opti
   // 3. + 4. patch size and topology
   const long budget = dims == 2 ? kPatchVoxelBudget2D : kPatchVoxelBudget3D;
   std::array<int, 3> patch{1, 1, 1};
-  for (int a = 0; a < axes; ++a) patch[static_cast<std::size_t>(a)] = static_cast<int>(std::round(median_shape[static_cast<std::size_t>(a)]));
+  for (int a = 0; a < axes; ++a)
+    patch[static_cast<std::size_t>(a)] = static_cast<int>(std::round(median_shape[static_cast<std::size_t>(a)]));
   Topology topo;
   for (;;) {
     topo = topology_for(patch, target, axes);
@@ -269,7 +278,8 @@ Plans plan_from_fingerprint(const DatasetFingerprint& f, const PlanOptions& opti
       const auto ua = static_cast<std::size_t>(a);
       if (patch[ua] <= topo.divisor[ua]) continue;  // cannot shrink further
       const double ratio = patch[ua] / median_shape[ua];
-      if (ratio > worst_ratio + 1e-9 || (shrink >= 0 && std::fabs(ratio - worst_ratio) <= 1e-9 && patch[ua] > patch[static_cast<std::size_t>(shrink)])) {
+      if (ratio > worst_ratio + 1e-9 || (shrink >= 0 && std::fabs(ratio - worst_ratio) <= 1e-9 &&
+                                         patch[ua] > patch[static_cast<std::size_t>(shrink)])) {
         worst_ratio = ratio;
         shrink = a;
       }
@@ -307,14 +317,20 @@ Plans plan_from_fingerprint(const DatasetFingerprint& f, const PlanOptions& opti
   const std::string fallback = options.modality.empty() ? f.modality : options.modality;
   for (const auto& c : f.channels) {
     ChannelRule r = channel_rule(c, f.is_2d, fallback);
-    if (r.modality.empty()) unknown = true;
-    else modalities.insert(r.modality);
+    if (r.modality.empty())
+      unknown = true;
+    else
+      modalities.insert(r.modality);
     p.channels.push_back(r.plan);
   }
-  if (!options.modality.empty()) p.modality = canonical(options.modality);
-  else if (modalities.size() == 1 && !unknown) p.modality = *modalities.begin();
-  else if (modalities.empty()) p.modality = canonical(f.modality);
-  else p.modality = "";
+  if (!options.modality.empty())
+    p.modality = canonical(options.modality);
+  else if (modalities.size() == 1 && !unknown)
+    p.modality = *modalities.begin();
+  else if (modalities.empty())
+    p.modality = canonical(f.modality);
+  else
+    p.modality = "";
 
   // 7. training
   auto& t = p.training;

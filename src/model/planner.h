@@ -17,10 +17,10 @@ struct PlanOptions {
 };
 
 // Voxel budgets of one training patch (the CPU sizing; see planner.cpp).
-inline constexpr long kPatchVoxelBudget2D = 320L * 320L;       // e.g. 224 x 448
-inline constexpr long kPatchVoxelBudget3D = 128L * 128L * 24L; // ~393k, e.g. 128 x 128 x 24
-inline constexpr int kMaxStages = 6;                          // 5 downsamplings at most
-inline constexpr int kMinFeatureMap = 4;                      // voxels per axis at the deepest stage
+inline constexpr long kPatchVoxelBudget2D = 320L * 320L;        // e.g. 224 x 448
+inline constexpr long kPatchVoxelBudget3D = 128L * 128L * 24L;  // ~393k, e.g. 128 x 128 x 24
+inline constexpr int kMaxStages = 6;                            // 5 downsamplings at most
+inline constexpr int kMinFeatureMap = 4;                        // voxels per axis at the deepest stage
 inline constexpr int kBaseFeatures = 16;
 inline constexpr int kMaxFeatures = 256;
 

@@ -25,22 +25,28 @@ std::string canonical_modality(const std::string& modality) {
 // rounding noise in a header).
 constexpr double kSpacingTolerance = 1e-6;
 
-bool same_spacing(double a, double b) { return std::abs(a - b) <= kSpacingTolerance * std::max(a, b); }
+bool same_spacing(double a, double b) {
+  return std::abs(a - b) <= kSpacingTolerance * std::max(a, b);
+}
 
 imaging::ForegroundRule foreground_rule(const std::string& name) {
   if (name == "all") return imaging::ForegroundRule::All;
   if (name == "otsu") return imaging::ForegroundRule::Otsu;
   if (name == "above_zero") return imaging::ForegroundRule::AboveThreshold;
-  throw Error(ErrorCode::InvalidDataset, "plans.json channels[].normalization.foreground: expected \"above_zero\", "
-                                         "\"all\" or \"otsu\", found \"" + name + "\"");
+  throw Error(ErrorCode::InvalidDataset,
+              "plans.json channels[].normalization.foreground: expected \"above_zero\", "
+              "\"all\" or \"otsu\", found \"" +
+                  name + "\"");
 }
 
 // The constant M of the inversion x -> M - x (see inversion_constant in preprocess.h's notes):
 // the type's maximum for uint8 (255) and uint16 (65535), the channel's finite maximum otherwise.
 double inversion_constant(const Volume& image, int channel) {
   switch (image.pixel_type()) {
-    case PixelType::UInt8: return 255.0;
-    case PixelType::UInt16: return 65535.0;
+    case PixelType::UInt8:
+      return 255.0;
+    case PixelType::UInt16:
+      return 65535.0;
     default: {
       const auto [lo, hi] = image.intensity_range(channel);
       (void)lo;
@@ -123,7 +129,9 @@ Volume preprocess_image(const Volume& image, const Plans& plans) {
     const ChannelPlan& cp = plans.channels[static_cast<std::size_t>(c)];
     switch (cp.normalization.scheme) {
       case imaging::NormalizationScheme::CT:
-      case imaging::NormalizationScheme::None: params.push_back(cp.normalization); break;
+      case imaging::NormalizationScheme::None:
+        params.push_back(cp.normalization);
+        break;
       case imaging::NormalizationScheme::ZScore: {
         imaging::NormalizationOptions o;
         o.scheme = imaging::NormalizationScheme::ZScore;

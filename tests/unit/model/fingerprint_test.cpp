@@ -45,8 +45,8 @@ void write_tiny_dataset(const fs::path& root) {
   }
 }
 
-void expect_stats(const IntensityStats& s, int64_t count, double min, double max, double p005, double p50,
-                  double p995, double mean, double std, const std::string& what) {
+void expect_stats(const IntensityStats& s, int64_t count, double min, double max, double p005, double p50, double p995,
+                  double mean, double std, const std::string& what) {
   SCOPED_TRACE(what);
   EXPECT_EQ(s.count, count);
   EXPECT_DOUBLE_EQ(s.min, min);

@@ -69,7 +69,8 @@ void expect_valid(const Plans& p) {
   const Plans q = plans_from_json(to_json(p));
   EXPECT_EQ(to_json(p), to_json(q));
   const auto d = divisor_of(p);
-  for (int a = 0; a < 3; ++a) EXPECT_EQ(p.patch_size[static_cast<std::size_t>(a)] % d[static_cast<std::size_t>(a)], 0) << a;
+  for (int a = 0; a < 3; ++a)
+    EXPECT_EQ(p.patch_size[static_cast<std::size_t>(a)] % d[static_cast<std::size_t>(a)], 0) << a;
   EXPECT_EQ(p.network.features.size(), p.network.strides.size() + 1);
   EXPECT_EQ(p.network.features.front(), 16);
   for (int f : p.network.features) EXPECT_LE(f, 256);

@@ -56,7 +56,8 @@ Plans plans2d(imaging::NormalizationScheme scheme = imaging::NormalizationScheme
   return p;
 }
 
-template <class T> Volume image_of(const Geometry& g, const std::vector<T>& values, int channels = 1) {
+template <class T>
+Volume image_of(const Geometry& g, const std::vector<T>& values, int channels = 1) {
   Volume v(g, pixel_type_of<T>(), channels);
   EXPECT_EQ(static_cast<int64_t>(values.size()), g.voxel_count() * channels);
   std::copy(values.begin(), values.end(), v.data<T>());
