@@ -127,12 +127,6 @@ imaging::Box map_box(const Geometry& input, const imaging::Box& box, const Geome
   return out;
 }
 
-std::string channel_list(const Plans& plans) {
-  std::string s;
-  for (std::size_t c = 0; c < plans.channels.size(); ++c) s += (c ? ", " : "") + plans.channels[c].name;
-  return s;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -353,22 +347,13 @@ Prediction Predictor::predict(const Volume& image, const PredictOptions& options
   const int channels = static_cast<int>(plans.channels.size());
   const int classes = plans.num_classes();
 
-  // Refuse what the model cannot take, before any work.
-  if (image.empty()) throw Error(ErrorCode::BadArgument, src + ": empty image");
-  if (image.channels() != channels) {
-    throw Error(ErrorCode::BadArgument, src + ": model '" + name() + "' expects " + std::to_string(channels) +
-                                            " channel(s) (" + channel_list(plans) + "), the image has " +
-                                            std::to_string(image.channels()));
-  }
-  if (plans.dims() == 3 && image.geometry().is_2d()) {
-    throw Error(ErrorCode::BadArgument, src + ": model '" + name() + "' is a 3D model and needs a volume, the image is 2D (" +
-                                            image.geometry().describe() + ")");
-  }
+  // Refuse what the model cannot take, before any work (channel count, 2D image for a 3D model,
+  // modality): preprocess.h's check_input.
+  check_input(image, plans, src);
   const double overlap = options.overlap >= 0 ? options.overlap : plans.inference.overlap;
   if (!(overlap >= 0 && overlap < 1)) {
     throw Error(ErrorCode::BadArgument, "overlap: must be in [0, 1), is " + std::to_string(overlap));
   }
-  check_input(image, plans, src);
 
   const Geometry& input_grid = image.geometry();
   imaging::Box roi = imaging::full_box(input_grid.size);
