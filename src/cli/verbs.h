@@ -13,5 +13,6 @@ Run add_convert(CLI::App& app);
 Run add_evaluate(CLI::App& app);
 Run add_plan(CLI::App& app);
 Run add_train(CLI::App& app);
+Run add_predict(CLI::App& app);
 
 }  // namespace tumorlab::cli

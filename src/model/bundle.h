@@ -16,6 +16,7 @@
 //
 // No torch here: the trainer's export_bundle and the predictor both use this header.
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -63,6 +64,11 @@ BundleMetadata read_bundle_metadata(const std::filesystem::path& bundle_folder);
 // labels. Error(InvalidDataset) naming both files, the expected and the found values.
 void check_bundle_consistency(const BundleMetadata& metadata, const Plans& plans,
                               const std::filesystem::path& bundle_folder);
+
+// Writes a complete bundle holding an untrained network (weights initialised from `seed`) for
+// `plans`: for tests, demos and smoke runs of the pipeline, never for real predictions.
+// (Trained bundles come from the trainer's export_bundle.) Error(IoFailure).
+void write_untrained_bundle(const std::filesystem::path& bundle_folder, const Plans& plans, uint64_t seed = 0);
 
 // Version strings of this build.
 std::string tumorlab_version();

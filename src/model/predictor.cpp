@@ -270,6 +270,13 @@ void save_bundle(const fs::path& folder, const Plans& plans, UNet& net, const Bu
   write_bundle_metadata(metadata, folder);
 }
 
+void write_untrained_bundle(const fs::path& folder, const Plans& plans, uint64_t seed) {
+  torch::manual_seed(seed);
+  UNet net(unet_config_from_plans(plans));
+  BundleMetadata metadata = make_bundle_metadata(plans, "untrained", {{"untrained", true}, {"seed", seed}});
+  save_bundle(folder, plans, net, metadata);
+}
+
 UNet load_bundle_network(const fs::path& folder, const Plans& plans) {
   const fs::path path = folder / kBundleWeightsFile;
   std::error_code ec;

@@ -1,0 +1,61 @@
+#pragma once
+// `tumorlab predict`: segment images with a model bundle and write one label per case.
+//
+// Inputs (each INPUT argument):
+// - an image file                 -> one case named after the file ("<stem>")
+// - a DICOM folder, .zip or file  -> one case per readable image series, named
+//                                    "<series number>_<description>" (sanitised)
+// - an imagesTr-style folder      -> cases grouped by "<case>_<XXXX><ending>" (channel files),
+//                                    the channel count from the model's plans; an nnU-Net dataset
+//                                    root uses its imagesTs/ (else imagesTr/)
+// Outputs in OUTDIR: "<case>.png" (uint8, 0/1...) for PNG inputs, else "<case>.nii.gz", exactly on
+// the input's grid; with uncertainty also "<case>_uncertainty.nii.gz" (float32, [0, 1]) and
+// scores.json + scores.csv ranking the cases by case score (docs/uncertainty.md).
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tumorlab/imaging/box.h"
+
+namespace tumorlab::app {
+
+struct PredictRequest {
+  std::string model;                          // bundle folder, or a name under models/
+  std::vector<std::filesystem::path> inputs;
+  std::filesystem::path output;               // folder (created)
+  bool tta = false;
+  bool uncertainty = false;
+  bool bf16 = false;
+  std::optional<imaging::Box> roi;            // voxels of the input grid, end exclusive
+  int threads = 0;                            // 0: all cores
+  double overlap = -1;                        // < 0: the plans' value
+};
+
+struct CaseResult {
+  std::string id;
+  std::filesystem::path label_file;
+  std::filesystem::path uncertainty_file;     // empty unless uncertainty
+  double score = 0;                           // case score (uncertainty only)
+  int64_t foreground_voxels = 0;
+  double volume_ml = 0;
+  double seconds = 0;                         // read + predict + write
+  double predict_seconds = 0;                 // the network part (Predictor::predict)
+};
+
+// A model argument as a bundle folder: an existing folder as given; otherwise a name looked up
+// in $TUMORLAB_MODELS_DIR, ./models and the source tree's models/. Error(FileNotFound) listing
+// the places tried.
+std::filesystem::path resolve_model(const std::string& model);
+
+// Runs every case; `on_case` is called after each (for progress lines). Errors of a case stop
+// the run with the error naming the case.
+std::vector<CaseResult> predict(const PredictRequest& request,
+                                const std::function<void(const CaseResult&, int done, int total)>& on_case = {});
+
+// "i0,j0,k0,i1,j1,k1" -> Box (end exclusive). Error(BadArgument) otherwise.
+imaging::Box parse_roi(const std::string& text);
+
+}  // namespace tumorlab::app

@@ -1,0 +1,188 @@
+// `tumorlab predict` run as a user would, with untrained (random-weight) bundles: outputs named
+// after the cases, exactly on the input grids, PNG labels 0/1, uncertainty maps and scores.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "test_support.h"
+#include "tumorlab/io/image_io.h"
+#include "tumorlab/model/bundle.h"
+#include "tumorlab/model/plans.h"
+
+using namespace tumorlab;
+using tumorlab::testing::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+Result run(const std::string& args) {
+  TempDir tmp;
+  const std::string cmd = std::string(TUMORLAB_CLI) + " " + args + " 2>" + quote((tmp / "err").string());
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  std::size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream e(tmp / "err");
+  r.err.assign((std::istreambuf_iterator<char>(e)), {});
+  return r;
+}
+
+model::Plans plans(int dims, int channels = 1) {
+  model::Plans p;
+  p.name = dims == 2 ? "cli-2d" : "cli-3d";
+  for (int c = 0; c < channels; ++c) {
+    model::ChannelPlan ch;
+    ch.name = "ch" + std::to_string(c);
+    ch.normalization.scheme = imaging::NormalizationScheme::ZScore;
+    ch.foreground = "all";
+    p.channels.push_back(ch);
+  }
+  p.network.dims = dims;
+  p.network.features = {4, 8};
+  p.network.deep_supervision = false;
+  if (dims == 2) {
+    p.network.strides = {{2, 2, 1}};
+    p.patch_size = {32, 32, 1};
+    p.target_spacing_mm = {1, 1, 1};
+  } else {
+    p.network.strides = {{2, 2, 2}};
+    p.patch_size = {16, 16, 8};
+    p.target_spacing_mm = {1, 1, 2};
+  }
+  return p;
+}
+
+Volume pattern(const Geometry& g, PixelType type) {
+  Volume v(g, PixelType::Float32);
+  for (int64_t i = 0; i < v.voxel_count(); ++i) v.data<float>()[i] = static_cast<float>((i * 37) % 251);
+  return v.as_type(type);
+}
+
+Geometry oblique() {
+  Geometry g;
+  g.size = {30, 26, 9};
+  g.spacing_mm = {0.9, 1.2, 2.5};
+  g.origin_lps = {-20.5, 10.25, 33};
+  const double a = 0.4, c = std::cos(a), s = std::sin(a);
+  g.direction = {c, -s, 0, s, c, 0, 0, 0, 1};
+  return g;
+}
+
+}  // namespace
+
+TEST(PredictCli, Help_ListsOptions) {
+  const Result r = run("predict --help");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* o : {"--model", "--uncertainty", "--tta", "--roi", "--threads", "--bf16", "Exit codes"})
+    EXPECT_NE(r.out.find(o), std::string::npos) << o;
+}
+
+TEST(PredictCli, NiftiAndPng_OutputsNamedAfterCasesOnTheInputGrid) {
+  TempDir dir;
+  model::write_untrained_bundle(dir / "m3d", plans(3), 1);
+  model::write_untrained_bundle(dir / "m2d", plans(2), 1);
+  io::write_image(pattern(oblique(), PixelType::Int16), dir / "brain_01.nii.gz");
+  Geometry g2;
+  g2.size = {50, 70, 1};
+  io::write_image(pattern(g2, PixelType::UInt8), dir / "mip_7.png");
+
+  Result r = run("predict -m " + quote((dir / "m3d").string()) + " " + quote((dir / "brain_01.nii.gz").string()) +
+                 " -o " + quote((dir / "out").string()) + " --threads 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("brain_01"), std::string::npos) << r.out;
+  const Volume input = io::read_image(dir / "brain_01.nii.gz");
+  const LabelMap label = io::read_label(dir / "out/brain_01.nii.gz");
+  EXPECT_TRUE(label.geometry().same_grid(input.geometry(), 1e-5)) << label.geometry().difference(input.geometry());
+
+  r = run("predict -m " + quote((dir / "m2d").string()) + " " + quote((dir / "mip_7.png").string()) + " -o " +
+          quote((dir / "out").string()) + " --tta");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(fs::exists(dir / "out/mip_7.png"));
+  const Volume png = io::read_image(dir / "out/mip_7.png");
+  EXPECT_EQ(png.pixel_type(), PixelType::UInt8);
+  EXPECT_EQ(png.geometry().size, g2.size);
+  const auto range = png.intensity_range();
+  EXPECT_GE(range.first, 0);
+  EXPECT_LE(range.second, 1);
+  EXPECT_FALSE(fs::exists(dir / "out/scores.json"));  // only with --uncertainty
+}
+
+TEST(PredictCli, Uncertainty_WritesMapsAndRankedScores) {
+  TempDir dir;
+  model::write_untrained_bundle(dir / "m2d", plans(2), 2);
+  fs::create_directories(dir / "imagesTs");
+  Geometry g;
+  g.size = {40, 36, 1};
+  for (const char* c : {"case_a", "case_b"}) {
+    io::write_image(pattern(g, PixelType::UInt8), dir / "imagesTs" / (std::string(c) + "_0000.png"));
+  }
+  const Result r = run("predict -m " + quote((dir / "m2d").string()) + " " + quote((dir / "imagesTs").string()) +
+                       " -o " + quote((dir / "out").string()) + " --uncertainty --roi 5,5,0,30,30,1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* c : {"case_a", "case_b"}) {
+    ASSERT_TRUE(fs::exists(dir / "out" / (std::string(c) + ".png"))) << c;
+    const Volume u = io::read_image(dir / "out" / (std::string(c) + "_uncertainty.nii.gz"));
+    EXPECT_EQ(u.pixel_type(), PixelType::Float32);
+    EXPECT_EQ(u.geometry().size, g.size);
+    const auto range = u.intensity_range();
+    EXPECT_GE(range.first, 0.0);
+    EXPECT_LE(range.second, 1.0);
+    EXPECT_EQ(u.value(u.linear_index(35, 35, 0)), 0.0);  // outside the ROI
+  }
+  std::ifstream in(dir / "out/scores.json");
+  const auto j = nlohmann::json::parse(in);
+  ASSERT_EQ(j["cases"].size(), 2u);
+  EXPECT_EQ(j["cases"][0]["rank"], 1);
+  EXPECT_GE(j["cases"][0]["score"].get<double>(), j["cases"][1]["score"].get<double>());
+  std::ifstream csv(dir / "out/scores.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "case,score,foreground_voxels,volume_ml,seconds");
+}
+
+TEST(PredictCli, BadModelOrInput_ExitTwoWithClearMessage) {
+  TempDir dir;
+  Geometry g;
+  g.size = {40, 36, 1};
+  io::write_image(pattern(g, PixelType::UInt8), dir / "a.png");
+  Result r = run("predict -m no-such-model " + quote((dir / "a.png").string()) + " -o " + quote((dir / "out").string()));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("no-such-model"), std::string::npos) << r.err;
+
+  model::write_untrained_bundle(dir / "two", plans(2, 2), 1);
+  r = run("predict -m " + quote((dir / "two").string()) + " " + quote((dir / "a.png").string()) + " -o " +
+          quote((dir / "out").string()));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("channel"), std::string::npos) << r.err;
+
+  model::write_untrained_bundle(dir / "m3d", plans(3), 1);
+  r = run("predict -m " + quote((dir / "m3d").string()) + " " + quote((dir / "a.png").string()) + " -o " +
+          quote((dir / "out").string()));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("2D"), std::string::npos) << r.err;
+
+  r = run("predict -m " + quote((dir / "m3d").string()) + " " + quote((dir / "a.png").string()) + " -o " +
+          quote((dir / "out").string()) + " --roi 1,2,3");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--roi"), std::string::npos) << r.err;
+}
