@@ -224,12 +224,17 @@ std::string format_duration(double s) {
   return o.str();
 }
 
-double pseudo_dice(UNet& net, std::vector<Batch>& batches, int dims, bool bf16) {
+// Pseudo Dice over the validation batches; -1 when cancelled part-way.
+double pseudo_dice(UNet& net, std::vector<Batch>& batches, int dims, bool bf16, const std::atomic<bool>* cancel) {
   if (batches.empty()) return 0;
   torch::NoGradGuard no_grad;
   net->eval();
   std::vector<double> tp, fp, fn;
   for (auto& b : batches) {
+    if (cancel && cancel->load()) {
+      net->train();
+      return -1;
+    }
     auto [x, y] = to_tensors(b, dims);
     torch::Tensor logits;
     {
@@ -393,7 +398,16 @@ TrainResult train_impl(const TrainOptions& options) {
       state.iteration = it + 1;
     }
     if (stop) break;
-    const double dice = pseudo_dice(net, val_batches, dims, bf16);
+    const double dice = pseudo_dice(net, val_batches, dims, bf16, options.cancel);
+    if (dice < 0) {
+      // Cancelled during validation: every iteration of this epoch is saved (iteration ==
+      // iterations), so a resume only repeats the validation.
+      state.epoch_seconds += seconds_since(epoch_start);
+      state.elapsed = elapsed_before + seconds_since(run_start);
+      save_checkpoint(run, "last", net, opt, state);
+      result.cancelled = true;
+      break;
+    }
     state.ema = state.history.empty() ? dice : 0.9 * state.ema + 0.1 * dice;
     state.last_dice = dice;
     const bool is_best = state.ema > state.best_ema;
