@@ -43,12 +43,16 @@ enum class JobState { Queued, Running, Succeeded, Failed, Cancelled };
 // Lower runs first.
 enum class JobPriority : int { Interactive = 0, Presegment = 1, Batch = 2, Train = 3 };
 
-std::string_view to_string(Role r);  // "admin" | "reviewer" | "annotator"
-std::string_view to_string(
-    CaseStatus s);  // "new" | "presegmented" | "in_progress" | "submitted" | "validated" | "rejected"
-std::string_view to_string(RevisionKind k);  // "ai" | "manual" | "refined" | "imported"
-std::string_view to_string(JobType t);       // "presegment" | "predict_batch" | "train" | "import" | "export"
-std::string_view to_string(JobState s);      // "queued" | "running" | "succeeded" | "failed" | "cancelled"
+// Role: "admin" | "reviewer" | "annotator".
+// CaseStatus: "new" | "presegmented" | "in_progress" | "submitted" | "validated" | "rejected".
+// RevisionKind: "ai" | "manual" | "refined" | "imported".
+// JobType: "presegment" | "predict_batch" | "train" | "import" | "export".
+// JobState: "queued" | "running" | "succeeded" | "failed" | "cancelled".
+std::string_view to_string(Role r);
+std::string_view to_string(CaseStatus s);
+std::string_view to_string(RevisionKind k);
+std::string_view to_string(JobType t);
+std::string_view to_string(JobState s);
 Role parse_role(std::string_view s);
 CaseStatus parse_case_status(std::string_view s);
 RevisionKind parse_revision_kind(std::string_view s);
@@ -445,8 +449,11 @@ struct StoreOptions {
   int target_schema_version = 0;
   int busy_timeout_ms = 5000;  // SQLite's own wait per statement
   int busy_retry_ms = 30000;   // total time a transaction keeps retrying before StoreBusy
-  // On open: running jobs (left by a crash) are re-queued, or failed when not restartable.
-  bool recover_jobs = true;
+  // Server mode (what `tumorlab serve` sets): takes an exclusive lock on DIR/server.lock for
+  // the Store's lifetime (a second holder -> Error(Unavailable)), then recovers jobs: running
+  // ones left by a crash are re-queued, or failed when not restartable (each with an audit
+  // row). Off for short-lived tools (`tumorlab user ...`) that may run beside a server.
+  bool recover_jobs = false;
   std::function<TimeMs()> now_ms;  // clock; default: system clock
 };
 
