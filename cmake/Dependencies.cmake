@@ -18,3 +18,6 @@ pkg_check_modules(LIBZIP REQUIRED IMPORTED_TARGET libzip)
 find_package(Threads REQUIRED)
 # Debian's LibTorch 1.13.1 (CPU, oneDNN).
 find_package(Torch REQUIRED)
+# Store: SQLite 3.40 and libsodium 1.0.18 (Argon2id, SHA-256, random tokens).
+find_package(SQLite3 REQUIRED)
+pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)

@@ -389,6 +389,8 @@ class WriteTxn : public ReadTxn {
   int purge_expired_sessions();
 
   void record_login_failure(std::string_view username, std::string_view ip);
+  // After a successful login: clears the username's counter (the address's counter decays by
+  // itself, so one's own login cannot reset an address that guesses other accounts).
   void clear_login_failures(std::string_view username, std::string_view ip);
 
   Patient add_patient(std::string_view pseudonym);  // returns the existing row if present
