@@ -110,7 +110,9 @@ Stmt& Stmt::bind(int i, double v) {
   return *this;
 }
 Stmt& Stmt::bind(int i, std::string_view v) {
-  int rc = sqlite3_bind_text64(s_, i, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+  // An empty string_view may have a null data pointer, which SQLite would bind as NULL.
+  const char* p = v.data() ? v.data() : "";
+  int rc = sqlite3_bind_text64(s_, i, p, v.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
   if (rc != SQLITE_OK) throw_sqlite(c_->db, rc, "binding a parameter");
   return *this;
 }
@@ -329,7 +331,7 @@ void apply_migrations(Connection& c, int from, int to, TimeMs now) {
       rollback_quietly(c);
       throw Error(e.code(), std::string("applying schema migration ") + m.name + ": " + e.what());
     }
-    log_info(std::string("store: applied schema migration ") + m.name);
+    log_debug(std::string("store: applied schema migration ") + m.name);
   }
 }
 

@@ -50,8 +50,8 @@ std::string ip_key(std::string_view ip) {
 }
 
 std::int64_t delay_for(std::int64_t failures) {
-  if (failures < kFreeFailures) return 0;
-  const std::int64_t n = failures - kFreeFailures;
+  if (failures <= kFreeFailures) return 0;
+  const std::int64_t n = failures - kFreeFailures - 1;  // the 6th failure waits 1 s
   if (n >= 20) return kMaxDelayMs;
   return std::min<std::int64_t>(1000LL << n, kMaxDelayMs);
 }
