@@ -14,5 +14,6 @@ Run add_evaluate(CLI::App& app);
 Run add_plan(CLI::App& app);
 Run add_train(CLI::App& app);
 Run add_predict(CLI::App& app);
+Run add_demo_data(CLI::App& app);
 
 }  // namespace tumorlab::cli
