@@ -21,3 +21,9 @@ find_package(Torch REQUIRED)
 # Store: SQLite 3.40 and libsodium 1.0.18 (Argon2id, SHA-256, random tokens).
 find_package(SQLite3 REQUIRED)
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
+# HTTP(S) server and client: Debian's cpp-httplib is a compiled library built with OpenSSL,
+# zlib and brotli; its pkg-config file carries the matching CPPHTTPLIB_* definitions (they
+# change class layouts, so every user must compile with them). Used only inside src/server
+# .cpp files and the integration tests.
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+find_package(OpenSSL REQUIRED)

@@ -16,7 +16,7 @@ PACKAGES=(
   # machine learning: Debian's LibTorch 1.13 (CPU, oneDNN) and a fast BLAS
   libtorch-dev libopenblas0-openmp python3-torch python3-numpy
   # store, server, command line
-  libsqlite3-dev sqlite3 libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libsodium-dev libssl-dev
+  libsqlite3-dev sqlite3 libcpp-httplib-dev nlohmann-json3-dev libcli11-dev libsodium-dev libssl-dev openssl
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev dcm2niix
 )

@@ -1,0 +1,18 @@
+#pragma once
+// The REST API of tumorlab: every route with its roles, schemas and errors, registered on a
+// Router. Handlers parse the request, call one src/app use case and shape the response.
+
+#include <atomic>
+
+#include "tumorlab/app/lab.h"
+#include "tumorlab/server/route.h"
+
+namespace tumorlab::server {
+
+// `stopping` ends event streams when the server shuts down.
+void register_api_routes(Router& router, app::Lab& lab, const std::atomic<bool>& stopping);
+
+// The session resolver for HttpServer backed by the lab's sessions.
+std::optional<Principal> resolve_session(app::Lab& lab, const std::string& token);
+
+}  // namespace tumorlab::server

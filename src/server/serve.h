@@ -1,0 +1,26 @@
+#pragma once
+// `tumorlab serve`: opens the data folder (creating the first admin), registers the API, serves
+// HTTP or HTTPS until SIGINT/SIGTERM.
+
+#include <ostream>
+#include <string>
+
+#include "tumorlab/server/http_server.h"
+
+namespace tumorlab::server {
+
+struct ServeOptions {
+  std::string data_dir = "tumorlab-data";
+  ServerOptions http;
+  // Written once the socket is bound: "http://127.0.0.1:PORT" (tests read it to find the port).
+  std::string port_file;
+};
+
+// The default static web folder (web/dist of the source tree this binary was built from).
+std::string default_web_dir();
+
+// Blocks until a signal stops the server; returns the process exit code. `out` gets the
+// listening URL and, on first start, the generated admin password (once).
+int run_serve(const ServeOptions& options, std::ostream& out);
+
+}  // namespace tumorlab::server
