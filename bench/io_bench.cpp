@@ -3,6 +3,7 @@
 // Prints Google Benchmark's table (median of repetitions) and then the ratios.
 // Usage: io_bench [--benchmark_repetitions=N] ; needs ../shared/data for the DICOM benchmarks.
 #include <benchmark/benchmark.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
@@ -11,8 +12,6 @@
 #include <iostream>
 #include <map>
 #include <random>
-
-#include <unistd.h>
 
 #include "tumorlab/imaging/metrics.h"
 #include "tumorlab/io/dicom.h"
@@ -70,8 +69,8 @@ void BM_ConvertDicomToNifti_dcm2niix(benchmark::State& state) {
   }
   const fs::path out = scratch() / "dcm2niix";
   fs::create_directories(out);
-  const std::string cmd = "dcm2niix -z n -b n -f series -o '" + out.string() + "' '" + kSeries.string() +
-                          "' >/dev/null 2>&1";
+  const std::string cmd =
+      "dcm2niix -z n -b n -f series -o '" + out.string() + "' '" + kSeries.string() + "' >/dev/null 2>&1";
   for (auto _ : state) {
     state.PauseTiming();  // dcm2niix refuses to write a 27th "series" beside older ones
     fs::remove_all(out);
@@ -85,6 +84,61 @@ void BM_ConvertDicomToNifti_dcm2niix(benchmark::State& state) {
       return;
     }
   }
+}
+
+// The whole prostate study (164 files, 7 series): scanning alone, and every readable series to
+// NIfTI against dcm2niix converting the same folder.
+const fs::path kStudy = shared_data() / "dicom" / "mr-prostate-study";
+
+void BM_ScanDicomStudy_prostate(benchmark::State& state) {
+  if (!fs::is_directory(kStudy)) {
+    state.SkipWithError("needs ../shared/data/dicom/mr-prostate-study");
+    return;
+  }
+  for (auto _ : state) benchmark::DoNotOptimize(io::scan_dicom(kStudy).size());
+}
+
+void BM_ConvertDicomStudy_tumorlab(benchmark::State& state) {
+  if (!fs::is_directory(kStudy)) {
+    state.SkipWithError("needs ../shared/data/dicom/mr-prostate-study");
+    return;
+  }
+  for (auto _ : state) {
+    int n = 0;
+    for (const auto& s : io::scan_dicom(kStudy)) {
+      if (!s.readable) continue;
+      io::DicomReadOptions options;
+      options.allow_incomplete = true;
+      io::write_image(io::read_dicom_series(s, options), scratch() / ("study-" + std::to_string(n++) + ".nii"));
+    }
+  }
+}
+
+void run_dcm2niix(benchmark::State& state, const fs::path& input, const std::string& name) {
+  if (!fs::is_directory(input) || std::system("command -v dcm2niix >/dev/null 2>&1") != 0) {
+    state.SkipWithError(("needs dcm2niix and " + input.string()).c_str());
+    return;
+  }
+  const fs::path out = scratch() / name;
+  const std::string cmd =
+      "dcm2niix -z n -b n -f %s_%p -o '" + out.string() + "' '" + input.string() + "' >/dev/null 2>&1";
+  for (auto _ : state) {
+    state.PauseTiming();  // dcm2niix refuses to overwrite older outputs
+    fs::remove_all(out);
+    fs::create_directories(out);
+    state.ResumeTiming();
+    const int rc = std::system(cmd.c_str());
+    if (rc != 0) {
+      static std::string message;
+      message = "dcm2niix failed (system() returned " + std::to_string(rc) + ", errno " + std::to_string(errno) + ")";
+      state.SkipWithError(message.c_str());
+      return;
+    }
+  }
+}
+
+void BM_ConvertDicomStudy_dcm2niix(benchmark::State& state) {
+  run_dcm2niix(state, kStudy, "dcm2niix-study");
 }
 
 // A 256x256x100 int16 volume with smooth content, written once as .nii.gz.
@@ -146,6 +200,9 @@ void BM_AllMetrics_256x256x100(benchmark::State& state) {
 BENCHMARK(BM_ReadDicomSeries)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ConvertDicomToNifti_tumorlab)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ConvertDicomToNifti_dcm2niix)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ScanDicomStudy_prostate)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ConvertDicomStudy_tumorlab)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ConvertDicomStudy_dcm2niix)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ReadNiftiGz_256x256x100)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Hd95_256x256x100)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_AllMetrics_256x256x100)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -188,6 +245,11 @@ int main(int argc, char** argv) {
   const auto a = m.find("BM_ConvertDicomToNifti_tumorlab"), b = m.find("BM_ConvertDicomToNifti_dcm2niix");
   if (a != m.end() && b != m.end() && b->second > 0) {
     std::cout << "DICOM series -> NIfTI, tumorlab / dcm2niix time ratio: " << a->second / b->second
+              << " (below 1 = tumorlab faster)\n";
+  }
+  const auto c = m.find("BM_ConvertDicomStudy_tumorlab"), d = m.find("BM_ConvertDicomStudy_dcm2niix");
+  if (c != m.end() && d != m.end() && d->second > 0) {
+    std::cout << "DICOM study (7 series) -> NIfTI, tumorlab / dcm2niix time ratio: " << c->second / d->second
               << " (below 1 = tumorlab faster)\n";
   }
   std::error_code ec;

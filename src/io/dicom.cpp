@@ -30,6 +30,7 @@
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/oflog/oflog.h>
+#include <fcntl.h>
 #include <gdcmDataSet.h>
 #include <gdcmImage.h>
 #include <gdcmImageReader.h>
@@ -40,11 +41,13 @@
 #include <gdcmStringFilter.h>
 #include <gdcmTrace.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -52,6 +55,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 #include "tumorlab/core/log.h"
@@ -83,6 +87,355 @@ void quiet_gdcm() {
   });
 }
 
+// ---- Files in memory ------------------------------------------------------------------------
+// Each file is read into memory with one open() and a few large read()s, and both libraries parse
+// that buffer: DCMTK through MemoryInputStream (below), GDCM through a std::istream over it. The
+// file is never parsed from disk again (no per-element read()/lseek() syscalls, no stdio
+// buffers thrown away on every seek).
+
+// A byte buffer that is not zero-filled when it grows (it is about to be overwritten).
+template <class T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  UninitializedAllocator() = default;
+  template <class U>
+  UninitializedAllocator(const UninitializedAllocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+using Bytes = std::vector<char, UninitializedAllocator<char>>;
+
+// The bytes of one file. `size` is what the parsers see: the whole file, or the file without
+// trailing zero padding after its last element (see without_trailing_padding()).
+struct FileBytes {
+  std::shared_ptr<const Bytes> buffer;
+  std::size_t size = 0;
+  const char* data() const { return buffer->data(); }
+  std::size_t file_size() const { return buffer->size(); }
+};
+
+[[noreturn]] void corrupt(const std::string& display, const std::string& what) {
+  throw Error(ErrorCode::CorruptFile, display + ": corrupt or truncated DICOM (" + what + ")");
+}
+
+// Largest file read into memory: the largest volume plus room for a header.
+uint64_t max_file_bytes() {
+  return max_volume_bytes() + (uint64_t{64} << 20);
+}
+
+class Fd {
+ public:
+  explicit Fd(const fs::path& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  // Reads until `want` bytes are in `out` (from offset out.size()) or the file ends.
+  bool read_to(Bytes& out, std::size_t want) const {
+    std::size_t have = out.size();
+    out.resize(want);
+    while (have < want) {
+      const ssize_t got = ::read(fd_, out.data() + have, want - have);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) return false;
+      if (got == 0) break;
+      have += static_cast<std::size_t>(got);
+    }
+    out.resize(have);
+    return true;
+  }
+
+ private:
+  int fd_;
+};
+
+// Reads the rest of an open file into `out` (which holds its first bytes), refusing files larger
+// than max_file_bytes(). The size comes from fstat(), then reading continues to the real end.
+void read_rest(const Fd& fd, Bytes& out, const std::string& display) {
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0) throw Error(ErrorCode::IoFailure, display + ": cannot stat the file");
+  const uint64_t limit = max_file_bytes();
+  if (static_cast<uint64_t>(st.st_size) > limit) {
+    throw Error(ErrorCode::TooLarge, display + ": the file is " + std::to_string(st.st_size >> 20) +
+                                         " MiB, more than the " + std::to_string(limit >> 20) +
+                                         " MiB allowed (TUMORLAB_MAX_VOLUME_BYTES)");
+  }
+  std::size_t want = std::max<std::size_t>(static_cast<std::size_t>(st.st_size), out.size()) + 1;
+  for (;;) {
+    if (!fd.read_to(out, want)) throw Error(ErrorCode::IoFailure, display + ": cannot read the file");
+    if (out.size() < want) break;  // end of file
+    if (out.size() > limit) {
+      throw Error(ErrorCode::TooLarge, display + ": the file grows beyond " + std::to_string(limit >> 20) + " MiB");
+    }
+    want = out.size() + (std::size_t{1} << 20);  // the file grew while we read it
+  }
+}
+
+// Walks the top-level elements of a DICOM file without interpreting them, to find where trailing
+// zero padding starts. Some writers pad files with zeros after the pixel data (one file of the
+// shared MR series carries 2.4 MB of them); both libraries read each 8 zero bytes as an empty
+// element (0000,0000) with an invalid VR, GDCM with one C++ exception per element, which made one
+// such file cost more than a second. The zeros carry nothing, so the parsers are given the file up
+// to the element boundary where only zeros remain. This walk only chooses that length: whatever
+// it decides, DCMTK checks the bytes it returns before GDCM sees the same bytes, and if DCMTK
+// refuses them the whole file is used instead (load_checked()).
+class PaddingWalker {
+ public:
+  PaddingWalker(const char* data, std::size_t size) : d_(reinterpret_cast<const unsigned char*>(data)), size_(size) {}
+
+  std::size_t usable_length() {
+    std::size_t zeros_from = size_;
+    while (zeros_from >= 8) {  // 8 bytes at a time: padding can be megabytes
+      uint64_t word;
+      std::memcpy(&word, d_ + zeros_from - 8, 8);
+      if (word != 0) break;
+      zeros_from -= 8;
+    }
+    while (zeros_from > 0 && d_[zeros_from - 1] == 0) --zeros_from;
+    if (size_ - zeros_from < 64) return size_;  // nothing worth walking for
+    if (size_ < 132 || std::memcmp(d_ + 128, "DICM", 4) != 0) return size_;
+    std::size_t pos = 132;
+    // Meta header: explicit VR little endian, group 0002.
+    explicit_ = true;
+    big_ = false;
+    std::string ts;
+    while (pos + 8 <= size_ && u16(pos) == 0x0002) {
+      std::size_t value = pos;
+      uint16_t g = 0, e = 0;
+      uint32_t len = 0;
+      if (!header(value, g, e, len)) return size_;
+      if (e == 0x0010 && len != kUndefined && len <= size_ - value) {
+        ts.assign(reinterpret_cast<const char*>(d_ + value), len);
+        while (!ts.empty() && (ts.back() == '\0' || ts.back() == ' ')) ts.pop_back();
+      }
+      if (!skip_value(value, len, 0)) return size_;
+      pos = value;
+    }
+    if (ts.empty() || ts == "1.2.840.10008.1.2.1.99") return size_;  // unknown or deflated
+    explicit_ = ts != "1.2.840.10008.1.2";
+    big_ = ts == "1.2.840.10008.1.2.2";
+    while (pos < size_) {
+      if (pos >= zeros_from) return pos;  // an element boundary with only zeros after it
+      uint16_t g = 0, e = 0;
+      uint32_t len = 0;
+      if (!header(pos, g, e, len) || !skip_value(pos, len, 0)) return size_;
+    }
+    return size_;
+  }
+
+ private:
+  static constexpr uint32_t kUndefined = 0xffffffffu;
+  uint16_t u16(std::size_t at) const {
+    return big_ ? static_cast<uint16_t>(d_[at] << 8 | d_[at + 1]) : static_cast<uint16_t>(d_[at] | d_[at + 1] << 8);
+  }
+  uint32_t u32(std::size_t at) const {
+    const uint32_t a = u16(at), b = u16(at + 2);
+    return big_ ? (a << 16 | b) : (b << 16 | a);
+  }
+  static bool is_vr(const char* list, unsigned char a, unsigned char b) {
+    for (const char* p = list; p[0] && p[1]; p += 2)
+      if (p[0] == a && p[1] == b) return true;
+    return false;
+  }
+  // Reads the tag and length at `pos` and moves `pos` to the value. False when unsure.
+  bool header(std::size_t& pos, uint16_t& group, uint16_t& element, uint32_t& length) const {
+    if (pos + 8 > size_) return false;
+    group = u16(pos);
+    element = u16(pos + 2);
+    if (group == 0xfffe || !explicit_) {
+      length = u32(pos + 4);
+      pos += 8;
+      return true;
+    }
+    const unsigned char a = d_[pos + 4], b = d_[pos + 5];
+    if (is_vr("OBODOFOLOVOWSQSVUCUNURUTUV", a, b)) {
+      if (pos + 12 > size_) return false;
+      length = u32(pos + 8);
+      pos += 12;
+      return true;
+    }
+    if (is_vr("AEASATCSDADSDTFLFDISLOLTPNSHSLSSSTTMUIULUS", a, b)) {
+      length = u16(pos + 6);
+      pos += 8;
+      return true;
+    }
+    return false;
+  }
+  bool skip_value(std::size_t& pos, uint32_t length, int depth) const {
+    if (length != kUndefined) {
+      if (length > size_ - pos) return false;
+      pos += length;
+      return true;
+    }
+    return skip_items(pos, depth + 1);
+  }
+  // The value of an undefined-length element: items up to the sequence delimiter.
+  bool skip_items(std::size_t& pos, int depth) const {
+    if (depth > 32) return false;
+    for (;;) {
+      if (pos + 8 > size_) return false;
+      const uint16_t g = u16(pos), e = u16(pos + 2);
+      const uint32_t len = u32(pos + 4);
+      pos += 8;
+      if (g != 0xfffe) return false;
+      if (e == 0xe0dd) return true;
+      if (e != 0xe000) return false;
+      if (len != kUndefined) {
+        if (len > size_ - pos) return false;
+        pos += len;
+        continue;
+      }
+      for (;;) {  // undefined-length item: elements up to the item delimiter
+        if (pos + 8 > size_) return false;
+        if (u16(pos) == 0xfffe && u16(pos + 2) == 0xe00d) {
+          pos += 8;
+          break;
+        }
+        uint16_t g2 = 0, e2 = 0;
+        uint32_t len2 = 0;
+        if (!header(pos, g2, e2, len2) || !skip_value(pos, len2, depth)) return false;
+      }
+    }
+  }
+
+  const unsigned char* d_;
+  std::size_t size_;
+  bool explicit_ = true, big_ = false;
+};
+
+FileBytes make_file_bytes(Bytes bytes) {
+  FileBytes out;
+  out.size = PaddingWalker(bytes.data(), bytes.size()).usable_length();
+  out.buffer = std::make_shared<const Bytes>(std::move(bytes));
+  return out;
+}
+
+// The whole file. Errors: CorruptFile when it cannot be opened (as DCMTK's loader reported it),
+// TooLarge, IoFailure.
+FileBytes read_file_bytes(const fs::path& path, const std::string& display) {
+  Fd fd(path);
+  if (fd.get() < 0) corrupt(display, "cannot open the file");
+  Bytes bytes;
+  read_rest(fd, bytes, display);
+  return make_file_bytes(std::move(bytes));
+}
+
+// DCMTK input from a FileBytes buffer. Like DcmInputFileStream (and unlike DcmInputBufferStream)
+// it has a stream factory, so DCMTK leaves values over its read limit in the buffer and, more
+// importantly, checks every such declared length against the bytes that remain ("larger than
+// remaining bytes in file") instead of allocating it. The factory keeps the buffer alive for as
+// long as an element refers to it.
+class MemoryProducer : public DcmProducer {
+ public:
+  MemoryProducer(std::shared_ptr<const Bytes> buffer, std::size_t size, std::size_t offset)
+      : buffer_(std::move(buffer)), size_(std::min(size, buffer_->size())), pos_(std::min(offset, size_)) {}
+  OFBool good() const override { return status_.good(); }
+  OFCondition status() const override { return status_; }
+  OFBool eos() override { return pos_ >= size_; }
+  offile_off_t avail() override { return status_.good() ? static_cast<offile_off_t>(size_ - pos_) : 0; }
+  offile_off_t read(void* buf, offile_off_t buflen) override {
+    if (status_.bad() || buflen <= 0) return 0;
+    const std::size_t n = std::min(static_cast<std::size_t>(buflen), size_ - pos_);
+    std::memcpy(buf, buffer_->data() + pos_, n);
+    pos_ += n;
+    return static_cast<offile_off_t>(n);
+  }
+  offile_off_t skip(offile_off_t skiplen) override {
+    if (status_.bad() || skiplen <= 0) return 0;
+    const std::size_t n = std::min(static_cast<std::size_t>(skiplen), size_ - pos_);
+    pos_ += n;
+    return static_cast<offile_off_t>(n);
+  }
+  void putback(offile_off_t num) override {
+    if (status_.bad() || num <= 0) return;
+    if (static_cast<std::size_t>(num) > pos_) {
+      status_ = EC_PutbackFailed;
+    } else {
+      pos_ -= static_cast<std::size_t>(num);
+    }
+  }
+
+ private:
+  std::shared_ptr<const Bytes> buffer_;
+  std::size_t size_, pos_;
+  OFCondition status_ = EC_Normal;
+};
+
+class MemoryInputStream : public DcmInputStream {
+ public:
+  MemoryInputStream(std::shared_ptr<const Bytes> buffer, std::size_t size, std::size_t offset = 0)
+      : DcmInputStream(&producer_),  // only stores the pointer, as DcmInputFileStream does
+        producer_(buffer, size, offset),
+        buffer_(std::move(buffer)),
+        size_(size),
+        offset_(offset) {}
+  DcmInputStreamFactory* newFactory() const override;
+
+ private:
+  MemoryProducer producer_;
+  std::shared_ptr<const Bytes> buffer_;
+  std::size_t size_, offset_;
+};
+
+class MemoryStreamFactory : public DcmInputStreamFactory {
+ public:
+  MemoryStreamFactory(std::shared_ptr<const Bytes> buffer, std::size_t size, std::size_t offset)
+      : buffer_(std::move(buffer)), size_(size), offset_(offset) {}
+  DcmInputStream* create() const override { return new MemoryInputStream(buffer_, size_, offset_); }
+  DcmInputStreamFactory* clone() const override { return new MemoryStreamFactory(*this); }
+  // There is no memory type in the enum; VXL's vil_dicom_stream_factory answers the same.
+  DcmInputStreamFactoryType ident() const override { return DFT_DcmInputFileStreamFactory; }
+
+ private:
+  std::shared_ptr<const Bytes> buffer_;
+  std::size_t size_, offset_;
+};
+
+DcmInputStreamFactory* MemoryInputStream::newFactory() const {
+  if (currentProducer() != &producer_) return nullptr;  // a compression filter is installed
+  return new MemoryStreamFactory(buffer_, size_, offset_ + static_cast<std::size_t>(tell()));
+}
+
+// A std::istream over a FileBytes buffer, for GDCM (which seeks a lot).
+class MemoryBuf : public std::streambuf {
+ public:
+  MemoryBuf(const char* data, std::size_t size) {
+    char* p = const_cast<char*>(data);  // the get area is only read
+    setg(p, p, p + size);
+  }
+
+ protected:
+  pos_type seekoff(off_type off, std::ios_base::seekdir dir, std::ios_base::openmode which) override {
+    if (!(which & std::ios_base::in)) return pos_type(off_type(-1));
+    const off_type size = egptr() - eback();
+    const off_type base = dir == std::ios_base::beg ? 0 : dir == std::ios_base::cur ? gptr() - eback() : size;
+    const off_type target = base + off;
+    if (target < 0 || target > size) return pos_type(off_type(-1));
+    setg(eback(), eback() + target, egptr());
+    return pos_type(target);
+  }
+  pos_type seekpos(pos_type pos, std::ios_base::openmode which) override {
+    return seekoff(off_type(pos), std::ios_base::beg, which);
+  }
+};
+
+struct MemoryIStream {
+  explicit MemoryIStream(const FileBytes& bytes) : buf(bytes.data(), bytes.size), in(&buf) {}
+  MemoryBuf buf;
+  std::istream in;
+};
+
 }  // namespace
 
 namespace detail {
@@ -94,25 +447,23 @@ namespace detail {
 //   value, so a few bytes claiming 3 GB made it allocate 3 GB (found by the fuzzer). DCMTK checks
 //   every declared length against the bytes that remain in the file and refuses the file.
 // The whole file is parsed, not just up to the pixel data: GDCM reads the length of the element
-// after its stop tag too. DCMTK keeps values over 4 KiB on disk, so this costs little memory.
+// after its stop tag too. DCMTK leaves values over 4 KiB in the file's buffer (MemoryInputStream).
 // Where GDCM would parse the same bytes differently from DCMTK, the file is refused as well:
 // GDCM re-reads a dataset with other rules (implicit lengths, 16-bit VRs) after it meets a
 // non-standard VR, and it "repairs" some lengths (a UL of 6 bytes, an implicit length of 13),
 // after which it no longer sees the elements DCMTK checked.
-// A deflated dataset is first inflated (bounded) into a temporary file, because DCMTK cannot
-// know the remaining length of a compressed stream and would allocate declared lengths itself;
-// the inflated bytes are then parsed like a plain file (and the values loaded into memory).
+// A deflated dataset is first inflated (bounded) into memory, because DCMTK cannot know the
+// remaining length of a compressed stream and would allocate declared lengths itself; the
+// inflated bytes are then parsed like a plain file.
 std::unique_ptr<DcmFileFormat> load_checked_dicom(const fs::path& path, const std::string& display);
 
 }  // namespace detail
 
 namespace {
 
-[[noreturn]] void corrupt(const std::string& display, const std::string& what) {
-  throw Error(ErrorCode::CorruptFile, display + ": corrupt or truncated DICOM (" + what + ")");
+std::string tag_text(const DcmTagKey& key) {
+  return key.toString().c_str();
 }
-
-std::string tag_text(const DcmTagKey& key) { return key.toString().c_str(); }
 
 // Refuses what DCMTK accepted but GDCM reads differently (see load_checked_dicom()).
 void check_gdcm_agrees(DcmItem& ds, bool implicit, const std::string& display) {
@@ -131,10 +482,23 @@ void check_gdcm_agrees(DcmItem& ds, bool implicit, const std::string& display) {
     if (length == DCM_UndefinedLength) continue;
     int width = 0;
     switch (vr) {
-      case EVR_US: case EVR_SS: width = 2; break;
-      case EVR_UL: case EVR_SL: case EVR_FL: case EVR_AT: width = 4; break;
-      case EVR_FD: case EVR_SV: case EVR_UV: width = 8; break;
-      default: break;
+      case EVR_US:
+      case EVR_SS:
+        width = 2;
+        break;
+      case EVR_UL:
+      case EVR_SL:
+      case EVR_FL:
+      case EVR_AT:
+        width = 4;
+        break;
+      case EVR_FD:
+      case EVR_SV:
+      case EVR_UV:
+        width = 8;
+        break;
+      default:
+        break;
     }
     if (width > 0 && length % width != 0) {
       corrupt(display, "element " + tag_text(obj->getTag()) + " has a length of " + std::to_string(length) +
@@ -146,15 +510,23 @@ void check_gdcm_agrees(DcmItem& ds, bool implicit, const std::string& display) {
   }
 }
 
-}  // namespace
+// DCMTK's DcmFileFormat::loadFile(), from memory.
+OFCondition parse_file_format(DcmFileFormat& ff, const FileBytes& bytes) {
+  MemoryInputStream in(bytes.buffer, bytes.size);
+  ff.transferInit();
+  const OFCondition cond = ff.read(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
+  ff.transferEnd();
+  return cond;
+}
 
-std::unique_ptr<DcmFileFormat> detail::load_checked_dicom(const fs::path& path, const std::string& display) {
+// The checked DCMTK parse of load_checked_dicom(). When the parsers were to see the file without
+// its trailing zero padding but DCMTK refuses that, `bytes` falls back to the whole file.
+std::unique_ptr<DcmFileFormat> load_checked(FileBytes& bytes, const std::string& display) {
   quiet_gdcm();
   auto ff = std::make_unique<DcmFileFormat>();
   // The meta header (always explicit little endian, no compression) says whether the dataset
   // is deflated. A file without one is read as a plain dataset.
-  DcmInputFileStream in(path.string().c_str());
-  if (in.status().bad()) corrupt(display, "cannot open the file");
+  MemoryInputStream in(bytes.buffer, bytes.size);
   DcmMetaInfo& meta = *ff->getMetaInfo();
   meta.transferInit();
   OFCondition cond = meta.read(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
@@ -164,51 +536,40 @@ std::unique_ptr<DcmFileFormat> detail::load_checked_dicom(const fs::path& path, 
   meta.findAndGetOFString(DCM_TransferSyntaxUID, ts);
   if (ts != UID_DeflatedExplicitVRLittleEndianTransferSyntax) {
     ff = std::make_unique<DcmFileFormat>();
-    cond = ff->loadFile(path.string().c_str());
+    cond = parse_file_format(*ff, bytes);
+    if (cond.bad() && bytes.size < bytes.file_size()) {
+      bytes.size = bytes.file_size();  // see PaddingWalker
+      ff = std::make_unique<DcmFileFormat>();
+      cond = parse_file_format(*ff, bytes);
+    }
     if (cond.bad()) corrupt(display, cond.text());
   } else {
-    // Inflate with DCMTK's own filter, as DcmDataset::read would, into a private temporary file
-    // (bounded: the inflated dataset holds the pixel data, so it may not exceed the largest
-    // volume), then parse that like a plain file. DCMTK only checks lengths against the
-    // remaining bytes on file streams; from a memory buffer it allocates them as declared.
-    const uint64_t limit = max_volume_bytes() + (uint64_t{64} << 20);
+    // Inflate with DCMTK's own filter, as DcmDataset::read would, into memory (bounded: the
+    // inflated dataset holds the pixel data, so it may not exceed the largest volume), then
+    // parse that like a plain file.
+    const uint64_t limit = max_file_bytes();
     cond = in.installCompressionFilter(ESC_zlib);
     if (cond.bad()) corrupt(display, cond.text());
-    std::string templ = (fs::temp_directory_path() / "tumorlab-inflated-XXXXXX").string();
-    const int fd = mkstemp(templ.data());
-    if (fd < 0) throw Error(ErrorCode::IoFailure, display + ": cannot create a temporary file to inflate the dataset");
-    struct Remove {
-      std::string path;
-      int fd;
-      ~Remove() {
-        if (fd >= 0) close(fd);
-        std::remove(path.c_str());
-      }
-    } remove_later{templ, fd};
-    std::vector<char> chunk(1 << 16);
-    uint64_t total = 0;
+    Bytes inflated;
+    std::size_t have = 0;
     while (!in.eos()) {
-      const offile_off_t got = in.read(chunk.data(), static_cast<offile_off_t>(chunk.size()));
+      inflated.resize(have + (std::size_t{1} << 16));
+      const offile_off_t got = in.read(inflated.data() + have, static_cast<offile_off_t>(inflated.size() - have));
       if (got <= 0) break;
-      total += static_cast<uint64_t>(got);
-      if (total > limit) {
+      have += static_cast<std::size_t>(got);
+      if (have > limit) {
         throw Error(ErrorCode::TooLarge, display + ": the deflated dataset inflates to more than " +
                                              std::to_string(limit >> 20) + " MiB (TUMORLAB_MAX_VOLUME_BYTES)");
       }
-      for (offile_off_t done = 0; done < got;) {
-        const ssize_t w = write(fd, chunk.data() + done, static_cast<std::size_t>(got - done));
-        if (w <= 0) throw Error(ErrorCode::IoFailure, display + ": cannot write the inflated dataset to a temporary file");
-        done += w;
-      }
     }
+    inflated.resize(have);
     if (in.status().bad()) corrupt(display, std::string("cannot inflate the dataset: ") + in.status().text());
-    close(fd);
-    remove_later.fd = -1;
+    const auto plain = std::make_shared<const Bytes>(std::move(inflated));
+    MemoryInputStream plain_in(plain, plain->size());
     DcmDataset& ds = *ff->getDataset();
-    cond = ds.loadFile(templ.c_str(), EXS_LittleEndianExplicit);
-    if (cond.bad()) corrupt(display, cond.text());
-    // The values DCMTK left on disk must be read before the temporary file goes (they fit).
-    cond = ds.loadAllDataIntoMemory();
+    ds.transferInit();
+    cond = ds.read(plain_in, EXS_LittleEndianExplicit, EGL_noChange, DCM_MaxReadLength);
+    ds.transferEnd();
     if (cond.bad()) corrupt(display, cond.text());
   }
   // The meta header too: GDCM asserts (aborts) on a non-standard VR there.
@@ -217,18 +578,27 @@ std::unique_ptr<DcmFileFormat> detail::load_checked_dicom(const fs::path& path, 
   return ff;
 }
 
+}  // namespace
+
+std::unique_ptr<DcmFileFormat> detail::load_checked_dicom(const fs::path& path, const std::string& display) {
+  FileBytes bytes = read_file_bytes(path, display);
+  return load_checked(bytes, display);
+}
+
 namespace {
 
-// load_checked_dicom(), then: GDCM must take the dataset to be in the same encoding as DCMTK did
+// load_checked(), then: GDCM must take the dataset to be in the same encoding as DCMTK did
 // (explicit or implicit VR, byte order). With a damaged meta header the two guess differently
 // (the fuzzer found GDCM reading as big endian a dataset DCMTK had checked as little endian),
 // and the lengths DCMTK checked are then not the ones GDCM reads. GDCM's guess comes from
 // reading the meta header only (ReadUpToTag stops before the first dataset element's value).
-void check_structure(const fs::path& path, const std::string& display) {
-  const auto ff = detail::load_checked_dicom(path, display);
+// Afterwards `bytes.size` is what GDCM may parse.
+void check_structure(FileBytes& bytes, const std::string& display) {
+  const auto ff = load_checked(bytes, display);
   const DcmXfer dcmtk(ff->getDataset()->getOriginalXfer());
+  MemoryIStream in(bytes);
   gdcm::Reader probe;
-  probe.SetFileName(path.string().c_str());
+  probe.SetStream(in.in);
   try {
     probe.ReadUpToTag(gdcm::Tag(0x0000, 0x0000));
   } catch (const std::exception&) {
@@ -243,8 +613,8 @@ void check_structure(const fs::path& path, const std::string& display) {
 }
 
 std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\0' || s.back() == '\t' || s.back() == '\n' ||
-                        s.back() == '\r'))
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\0' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
     s.pop_back();
   std::size_t b = 0;
   while (b < s.size() && (s[b] == ' ' || s[b] == '\0')) ++b;
@@ -301,8 +671,12 @@ using V3 = std::array<double, 3>;
 V3 cross(const V3& a, const V3& b) {
   return {a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]};
 }
-double dot(const V3& a, const V3& b) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
-double norm(const V3& a) { return std::sqrt(dot(a, a)); }
+double dot(const V3& a, const V3& b) {
+  return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+}
+double norm(const V3& a) {
+  return std::sqrt(dot(a, a));
+}
 
 // What one frame contributes to a series.
 struct FrameInfo {
@@ -330,7 +704,9 @@ struct FileHeader {
   std::vector<FrameInfo> frame_info;
 };
 
-bool is_seg_sop_class(const std::string& uid) { return uid == "1.2.840.10008.5.1.4.1.1.66.4"; }
+bool is_seg_sop_class(const std::string& uid) {
+  return uid == "1.2.840.10008.5.1.4.1.1.66.4";
+}
 
 // Reads the frame geometry out of one functional-group item (shared or per-frame).
 void apply_functional_groups(const gdcm::DataSet& fg, FrameInfo& f, const gdcm::StringFilter& sf) {
@@ -380,14 +756,15 @@ int to_int(const std::string& s, int fallback) {
 }
 
 // Parses everything but the pixel data. Throws Error(CorruptFile) when GDCM cannot read it.
-FileHeader read_header(const fs::path& path, const std::string& display) {
+FileHeader read_header(const fs::path& path, FileBytes& bytes, const std::string& display) {
   quiet_gdcm();
   FileHeader h;
   h.path = path.string();
   h.display = display;
-  check_structure(path, display);
+  check_structure(bytes, display);
+  MemoryIStream in(bytes);
   gdcm::Reader reader;
-  reader.SetFileName(h.path.c_str());
+  reader.SetStream(in.in);
   bool ok = false;
   try {
     ok = reader.ReadUpToTag(gdcm::Tag(0x7fe0, 0x0010));
@@ -433,9 +810,8 @@ FileHeader read_header(const fs::path& path, const std::string& display) {
     const uint64_t bits = static_cast<uint64_t>(h.rows) * static_cast<uint64_t>(h.cols) *
                           static_cast<uint64_t>(h.frames) * static_cast<uint64_t>(h.samples) *
                           static_cast<uint64_t>(std::max(1, h.bits_allocated));
-    std::error_code ec;
-    const uint64_t file_size = fs::file_size(path, ec);
-    if (!ec && bits / 8 > file_size) {
+    const uint64_t file_size = bytes.size;  // without trailing zero padding
+    if (bits / 8 > file_size) {
       throw Error(ErrorCode::CorruptFile, display + ": the header describes " + std::to_string(h.cols) + "x" +
                                               std::to_string(h.rows) + "x" + std::to_string(h.frames) + " pixels (" +
                                               std::to_string(bits / 8) + " bytes) but the file holds " +
@@ -503,9 +879,9 @@ FileHeader read_header(const fs::path& path, const std::string& display) {
       const V3 r{base.iop[0], base.iop[1], base.iop[2]}, c{base.iop[3], base.iop[4], base.iop[5]};
       V3 n = cross(r, c);
       const double nn = norm(n);
-      double step = std::isfinite(base.between) && base.between > 0 ? base.between
+      double step = std::isfinite(base.between) && base.between > 0       ? base.between
                     : std::isfinite(base.thickness) && base.thickness > 0 ? base.thickness
-                                                                           : 1.0;
+                                                                          : 1.0;
       if (nn > 0) {
         for (int a = 0; a < 3; ++a) fi.ipp[a] = base.ipp[a] + f * step * n[a] / nn;
       }
@@ -836,13 +1212,13 @@ DicomSeriesInfo build_series(std::vector<FileHeader> files, const std::shared_pt
   if (nk == 1) {
     const FrameInfo* f = positions[0][0];
     g.spacing_mm[2] = std::isfinite(f->thickness) && f->thickness > 0 ? f->thickness
-                      : std::isfinite(f->between) && f->between > 0 ? f->between
-                                                                     : 1.0;
+                      : std::isfinite(f->between) && f->between > 0   ? f->between
+                                                                      : 1.0;
   } else if (!key.has_pos) {
     const FrameInfo* f = positions[0][0];
-    g.spacing_mm[2] = std::isfinite(f->between) && f->between > 0 ? f->between
+    g.spacing_mm[2] = std::isfinite(f->between) && f->between > 0       ? f->between
                       : std::isfinite(f->thickness) && f->thickness > 0 ? f->thickness
-                                                                         : 1.0;
+                                                                        : 1.0;
   } else {
     g.spacing_mm[2] = (dist.back() - dist.front()) / (nk - 1);
     std::vector<double> steps;
@@ -885,9 +1261,9 @@ DicomSeriesInfo build_series(std::vector<FileHeader> files, const std::shared_pt
         }
       }
       if (slope > 0 && worst > 0.01 * slope) {
-        problems.push_back("uneven slice spacing: slice " + std::to_string(worst_k + 1) + " of " +
-                           std::to_string(nk) + " lies " + fmt(worst) + " mm (" + fmt(100 * worst / slope) +
-                           "% of the " + fmt(slope) + " mm spacing) off a uniform grid");
+        problems.push_back("uneven slice spacing: slice " + std::to_string(worst_k + 1) + " of " + std::to_string(nk) +
+                           " lies " + fmt(worst) + " mm (" + fmt(100 * worst / slope) + "% of the " + fmt(slope) +
+                           " mm spacing) off a uniform grid");
       }
     }
     for (const auto& p : problems) {
@@ -939,11 +1315,53 @@ DicomSeriesInfo build_series(std::vector<FileHeader> files, const std::shared_pt
   }
   info.pixel_type = choose_pixel_type(hdr, used);
   if (key.samples == 3) info.pixel_type = hdr.bits_allocated <= 8 ? PixelType::UInt8 : PixelType::UInt16;
-  if (key.samples == 3 && std::any_of(used.begin(), used.end(), [](const FrameInfo* f) {
-        return f->slope != 1.0 || f->intercept != 0.0;
-      }))
+  if (key.samples == 3 &&
+      std::any_of(used.begin(), used.end(), [](const FrameInfo* f) { return f->slope != 1.0 || f->intercept != 0.0; }))
     info.pixel_type = PixelType::Float32;
   return info;
+}
+
+}  // namespace
+
+namespace {
+
+// The first test of is_dicom_file(): 1 = DICOM ("DICM" after the preamble), 0 = not DICOM,
+// -1 = no preamble but a plausible first element, so DCMTK must parse it.
+int dicom_magic(const char* data, std::size_t got) {
+  const auto* b = reinterpret_cast<const unsigned char*>(data);
+  if (got >= 132 && std::memcmp(b + 128, "DICM", 4) == 0) return 1;
+  if (got < 8) return 0;
+  // No preamble: accept a dataset that starts with a group 0002 or 0008 element (either byte
+  // order) and that DCMTK can parse.
+  const unsigned group_le = b[0] | (b[1] << 8), group_be = (b[0] << 8) | b[1];
+  const bool plausible = group_le == 0x0002 || group_le == 0x0008 || group_be == 0x0002 || group_be == 0x0008;
+  return plausible ? -1 : 0;
+}
+
+bool parses_until_pixel_data(const FileBytes& bytes) {
+  quiet_gdcm();
+  DcmFileFormat ff;
+  MemoryInputStream in(bytes.buffer, bytes.file_size());
+  ff.transferInit();
+  const OFCondition cond = ff.readUntilTag(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, DCM_PixelData);
+  ff.transferEnd();
+  return cond.good() && ff.getDataset() && !ff.getDataset()->isEmpty();
+}
+
+// The file when is_dicom_file() would say yes, else nullopt; only the first 132 bytes are read
+// of a file that is clearly not DICOM. Errors: TooLarge, IoFailure (a DICOM file that cannot be
+// read whole).
+std::optional<FileBytes> read_if_dicom(const fs::path& path, const std::string& display) {
+  Fd fd(path);
+  if (fd.get() < 0) return std::nullopt;
+  Bytes bytes;
+  if (!fd.read_to(bytes, 132)) return std::nullopt;
+  const int magic = dicom_magic(bytes.data(), bytes.size());
+  if (magic == 0) return std::nullopt;
+  read_rest(fd, bytes, display);
+  FileBytes file = make_file_bytes(std::move(bytes));
+  if (magic < 0 && !parses_until_pixel_data(file)) return std::nullopt;
+  return file;
 }
 
 }  // namespace
@@ -951,22 +1369,18 @@ DicomSeriesInfo build_series(std::vector<FileHeader> files, const std::shared_pt
 bool is_dicom_file(const fs::path& path) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) return false;
-  std::ifstream in(path, std::ios::binary);
-  unsigned char b[132] = {};
-  in.read(reinterpret_cast<char*>(b), sizeof b);
-  const auto got = in.gcount();
-  if (got >= 132 && std::memcmp(b + 128, "DICM", 4) == 0) return true;
-  if (got < 8) return false;
-  // No preamble: accept a dataset that starts with a group 0002 or 0008 element (either byte
-  // order) and that DCMTK can parse.
-  const unsigned group_le = b[0] | (b[1] << 8), group_be = (b[0] << 8) | b[1];
-  const bool plausible = group_le == 0x0002 || group_le == 0x0008 || group_be == 0x0002 || group_be == 0x0008;
-  if (!plausible) return false;
-  quiet_gdcm();
-  DcmFileFormat ff;
-  const OFCondition cond = ff.loadFileUntilTag(path.string().c_str(), EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
-                                               ERM_autoDetect, DCM_PixelData);
-  return cond.good() && ff.getDataset() && !ff.getDataset()->isEmpty();
+  Fd fd(path);
+  if (fd.get() < 0) return false;
+  Bytes bytes;
+  if (!fd.read_to(bytes, 132)) return false;
+  const int magic = dicom_magic(bytes.data(), bytes.size());
+  if (magic >= 0) return magic == 1;
+  try {
+    read_rest(fd, bytes, path.filename().string());
+  } catch (const Error&) {
+    return false;  // cannot be read whole
+  }
+  return parses_until_pixel_data(make_file_bytes(std::move(bytes)));
 }
 
 std::vector<DicomSeriesInfo> scan_dicom(const fs::path& source) {
@@ -1016,12 +1430,13 @@ std::vector<DicomSeriesInfo> scan_dicom(const fs::path& source) {
   std::vector<Error> corrupt;
   std::map<std::string, std::vector<FileHeader>> by_series;
   for (const auto& p : candidates) {
-    if (!is_dicom_file(p)) {
-      not_dicom.push_back(display_of(p));
-      continue;
-    }
     try {
-      FileHeader h = read_header(p, display_of(p));
+      std::optional<FileBytes> bytes = read_if_dicom(p, display_of(p));
+      if (!bytes) {
+        not_dicom.push_back(display_of(p));
+        continue;
+      }
+      FileHeader h = read_header(p, *bytes, display_of(p));
       by_series[h.series_uid].push_back(std::move(h));
     } catch (const Error& e) {
       if (single_file) throw;
@@ -1055,7 +1470,8 @@ std::vector<DicomSeriesInfo> scan_dicom(const fs::path& source) {
 
 namespace {
 
-template <class T> void store(void* base, int64_t index, double v) {
+template <class T>
+void store(void* base, int64_t index, double v) {
   T* out = static_cast<T*>(base) + index;
   if constexpr (std::is_floating_point_v<T>) {
     *out = static_cast<T>(v);
@@ -1129,6 +1545,68 @@ struct SampleReader {
   }
 };
 
+// One grey frame of `n` stored values of type S, rescaled into T: the same values as
+// SampleReader + store<T>(), in loops the compiler can vectorise (integer arithmetic when the
+// rescale is an integral shift, which is the common case).
+template <class S, class T>
+void convert_grey(const char* base, std::size_t first, T* out, int64_t n, int bits_stored, bool is_signed, double slope,
+                  double intercept) {
+  const char* src = base + first * sizeof(S);  // `first` counts samples, as SampleReader does
+  auto load = [src](int64_t p) {
+    S v;
+    std::memcpy(&v, src + p * static_cast<int64_t>(sizeof(S)), sizeof(S));
+    return v;
+  };
+  if constexpr (std::is_integral_v<S>) {
+    constexpr int width = 8 * static_cast<int>(sizeof(S));
+    const bool mask = bits_stored > 0 && bits_stored < width;
+    const uint64_t bits = mask ? (uint64_t{1} << bits_stored) - 1 : 0;
+    auto stored = [&](int64_t p) -> int64_t {
+      if (!mask) return static_cast<int64_t>(load(p));
+      const uint64_t raw = static_cast<uint64_t>(static_cast<std::make_unsigned_t<S>>(load(p))) & bits;
+      if (is_signed && ((raw >> (bits_stored - 1)) & 1)) return static_cast<int64_t>(raw) - (int64_t{1} << bits_stored);
+      return static_cast<int64_t>(raw);
+    };
+    if constexpr (std::is_integral_v<T>) {
+      if (slope == 1.0 && intercept == std::floor(intercept) && std::fabs(intercept) <= 1e9) {
+        const int64_t shift = static_cast<int64_t>(intercept);
+        constexpr int64_t lo = static_cast<int64_t>(std::numeric_limits<T>::min());
+        constexpr int64_t hi = static_cast<int64_t>(std::numeric_limits<T>::max());
+        for (int64_t p = 0; p < n; ++p) out[p] = static_cast<T>(std::clamp(stored(p) + shift, lo, hi));
+        return;
+      }
+    }
+    for (int64_t p = 0; p < n; ++p) store<T>(out, p, static_cast<double>(stored(p)) * slope + intercept);
+  } else {
+    for (int64_t p = 0; p < n; ++p) store<T>(out, p, static_cast<double>(load(p)) * slope + intercept);
+  }
+}
+
+template <class T>
+void convert_grey_from(gdcm::PixelFormat::ScalarType type, const char* src, std::size_t first, T* out, int64_t n,
+                       int bits_stored, bool is_signed, double slope, double intercept) {
+  switch (type) {
+    case gdcm::PixelFormat::UINT8:
+      return convert_grey<uint8_t>(src, first, out, n, bits_stored, is_signed, slope, intercept);
+    case gdcm::PixelFormat::INT8:
+      return convert_grey<int8_t>(src, first, out, n, bits_stored, is_signed, slope, intercept);
+    case gdcm::PixelFormat::UINT16:
+      return convert_grey<uint16_t>(src, first, out, n, bits_stored, is_signed, slope, intercept);
+    case gdcm::PixelFormat::INT16:
+      return convert_grey<int16_t>(src, first, out, n, bits_stored, is_signed, slope, intercept);
+    case gdcm::PixelFormat::UINT32:
+      return convert_grey<uint32_t>(src, first, out, n, bits_stored, is_signed, slope, intercept);
+    case gdcm::PixelFormat::INT32:
+      return convert_grey<int32_t>(src, first, out, n, bits_stored, is_signed, slope, intercept);
+    case gdcm::PixelFormat::FLOAT32:
+      return convert_grey<float>(src, first, out, n, 0, is_signed, slope, intercept);
+    case gdcm::PixelFormat::FLOAT64:
+      return convert_grey<double>(src, first, out, n, 0, is_signed, slope, intercept);
+    default:
+      throw Error(ErrorCode::Internal, "unexpected pixel scalar type");
+  }
+}
+
 }  // namespace
 
 Volume read_dicom_series(const DicomSeriesInfo& series, const DicomReadOptions& options) {
@@ -1164,9 +1642,11 @@ Volume read_dicom_series(const DicomSeriesInfo& series, const DicomReadOptions& 
     if (slots_of[fi].empty()) continue;
     const auto& file = layout->files[fi];
     try {
-      check_structure(file.path, file.display);
+      FileBytes bytes = read_file_bytes(file.path, file.display);
+      check_structure(bytes, file.display);
+      MemoryIStream in(bytes);
       gdcm::ImageReader reader;
-      reader.SetFileName(file.path.c_str());
+      reader.SetStream(in.in);
       if (!reader.Read()) throw Error(ErrorCode::CorruptFile, file.display + ": GDCM cannot read the image");
       const gdcm::Image& image = reader.GetImage();
       const unsigned cols = image.GetDimension(0), rows = image.GetDimension(1);
@@ -1190,9 +1670,10 @@ Volume read_dicom_series(const DicomSeriesInfo& series, const DicomReadOptions& 
         throw Error(ErrorCode::UnsupportedFormat,
                     file.display + ": pixel format " + std::string(pf.GetScalarTypeAsString()) + " is not supported");
       }
-      const std::string pi = gdcm::PhotometricInterpretation::GetPIString(image.GetPhotometricInterpretation()) ?
-                                 trim(gdcm::PhotometricInterpretation::GetPIString(image.GetPhotometricInterpretation()))
-                                                                                                                 : "";
+      const std::string pi =
+          gdcm::PhotometricInterpretation::GetPIString(image.GetPhotometricInterpretation())
+              ? trim(gdcm::PhotometricInterpretation::GetPIString(image.GetPhotometricInterpretation()))
+              : "";
       if (pi == "PALETTE COLOR") {
         throw Error(ErrorCode::UnsupportedFormat, file.display + ": palette colour images are not supported");
       }
@@ -1200,12 +1681,13 @@ Volume read_dicom_series(const DicomSeriesInfo& series, const DicomReadOptions& 
                        PixelType::UInt8, file.display);
       const unsigned long length = image.GetBufferLength();
       const uint64_t bytes_per_sample = pf.GetPixelSize() / std::max(1, spp);
-      const uint64_t expected = static_cast<uint64_t>(cols) * rows * frames * spp * std::max<uint64_t>(1, bytes_per_sample);
+      const uint64_t expected =
+          static_cast<uint64_t>(cols) * rows * frames * spp * std::max<uint64_t>(1, bytes_per_sample);
       if (length < expected) {
         throw Error(ErrorCode::CorruptFile, file.display + ": pixel buffer is " + std::to_string(length) +
                                                 " bytes, expected " + std::to_string(expected));
       }
-      std::vector<char> buffer(length);
+      Bytes buffer(length);
       if (!image.GetBuffer(buffer.data())) {
         throw Error(ErrorCode::CorruptFile, file.display + ": cannot decode the pixel data (transfer syntax " +
                                                 series.transfer_syntax_uid + "; truncated or corrupt?)");
@@ -1218,8 +1700,8 @@ Volume read_dicom_series(const DicomSeriesInfo& series, const DicomReadOptions& 
       for (std::size_t s : slots_of[fi]) {
         const auto& slot = layout->slots[s];
         if (slot.frame < 0 || static_cast<unsigned>(slot.frame) >= frames) {
-          throw Error(ErrorCode::HeaderMismatch, file.display + ": frame " + std::to_string(slot.frame + 1) +
-                                                     " is missing from the pixel data");
+          throw Error(ErrorCode::HeaderMismatch,
+                      file.display + ": frame " + std::to_string(slot.frame + 1) + " is missing from the pixel data");
         }
         const int c = static_cast<int>(s / layout->slices);
         const int k = static_cast<int>(s % layout->slices);
@@ -1228,6 +1710,11 @@ Volume read_dicom_series(const DicomSeriesInfo& series, const DicomReadOptions& 
         dispatch_pixel_type(series.pixel_type, [&](auto tag) {
           using T = decltype(tag);
           void* base = volume.raw();
+          if (spp == 1) {
+            convert_grey_from<T>(st, buffer.data(), frame0, static_cast<T*>(base) + out0, plane, sample.bits_stored,
+                                 sample.is_signed, slot.slope, slot.intercept);
+            return;
+          }
           for (int64_t p = 0; p < plane; ++p) {
             double v;
             if (spp == 1) {
