@@ -574,9 +574,9 @@ TEST_F(ServerTest, BadInput_Gives4xxJson_AndTheServerKeepsServing) {
   EXPECT_GE(garbage->status, 400);
   EXPECT_LT(garbage->status, 500) << garbage->body;
   {
-    // Truncated inside the header: not readable as an image (415); truncated inside the voxel
-    // data of a larger label: corrupt (422). Either way a JSON 4xx.
-    expect_error(save(good.substr(0, 40)), 415, "UnsupportedFormat");
+    // Truncated anywhere (inside the header, inside the voxel data, just the gzip trailer) or
+    // damaged: 422 CorruptFile, and nothing is stored.
+    expect_error(save(good.substr(0, 40)), 422, "CorruptFile");
     LabelMap noisy(test_grid());
     for (std::size_t n = 0; n < noisy.voxels().size(); ++n)
       noisy.voxels()[n] = static_cast<uint8_t>((n * 2654435761u >> 7) % 3);
