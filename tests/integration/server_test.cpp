@@ -578,10 +578,19 @@ TEST_F(ServerTest, BadInput_Gives4xxJson_AndTheServerKeepsServing) {
     // damaged: 422 CorruptFile, and nothing is stored.
     expect_error(save(good.substr(0, 40)), 422, "CorruptFile");
     LabelMap noisy(test_grid());
-    for (std::size_t n = 0; n < noisy.voxels().size(); ++n)
-      noisy.voxels()[n] = static_cast<uint8_t>((n * 2654435761u >> 7) % 3);
+    uint32_t x = 12345;
+    for (auto& v : noisy.voxels()) {
+      x = x * 1664525u + 1013904223u;
+      v = static_cast<uint8_t>((x >> 24) % 3);
+    }
     std::string big_label = label_bytes(noisy, scratch, "noisy");
-    expect_error(save(big_label.substr(0, big_label.size() * 9 / 10)), 422, "CorruptFile");
+    expect_error(save(big_label.substr(0, big_label.size() * 7 / 10)), 422, "CorruptFile");
+    expect_error(save(big_label.substr(0, big_label.size() - 4)), 422, "CorruptFile");  // no gzip trailer
+    std::string flipped = big_label;
+    flipped[flipped.size() / 2] = static_cast<char>(flipped[flipped.size() / 2] ^ 0x5a);
+    auto damaged = save(flipped);  // damaged deflate data or a CRC mismatch
+    ASSERT_TRUE(damaged);
+    EXPECT_EQ(damaged->status, 422) << damaged->body;
   }
   expect_error(save(""), 400, "BadArgument");
   {
