@@ -11,7 +11,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   clang-14 libfuzzer-14-dev libclang-rt-14-dev clang-format clang-tidy
   # imaging: ITK (+ GDCM tools, needed for ITK's CMake config to load), DCMTK
-  libinsighttoolkit5-dev libgdcm-dev libgdcm-tools dcmtk libdcmtk-dev
+  libinsighttoolkit5-dev libgdcm-dev libgdcm-tools dcmtk libdcmtk-dev libopenjp2-7-dev
   zlib1g-dev libpng-dev libzip-dev
   # machine learning: Debian's LibTorch 1.13 (CPU, oneDNN) and a fast BLAS
   libtorch-dev libopenblas0-openmp python3-torch python3-numpy

@@ -40,6 +40,7 @@
 #include <gdcmSequenceOfItems.h>
 #include <gdcmStringFilter.h>
 #include <gdcmTrace.h>
+#include <openjpeg-2.5/openjpeg.h>  // not ITK's bundled openjpeg.h, which comes first on the path
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1607,6 +1608,172 @@ void convert_grey_from(gdcm::PixelFormat::ScalarType type, const char* src, std:
   }
 }
 
+// ---- JPEG 2000 codestreams are checked before GDCM decodes them -------------------------------
+// GDCM 3.0.21's JPEG2000Codec::DecodeByStreamsCommon trusts the codestream: it allocates
+// Rows x Columns x BitsAllocated/8 x components bytes from the DICOM header, then writes the
+// codestream's own width x height samples of 1, 2 or 4 bytes (by the codestream's precision)
+// into it, so a codestream larger than the header (or with more components, or a higher
+// precision) writes past the buffer (the fuzzer's SEGV). It also assert()s (aborts, in Debian's
+// build) when OpenJPEG cannot read the header or decode the data, and when no 0xD9 byte ends the
+// codestream. So each codestream GDCM would decode is first decoded here with OpenJPEG, the way
+// GDCM does it (same trimming, same codec choice), and refused unless it decodes and matches the
+// header exactly. This decodes JPEG 2000 twice; JPEG 2000 DICOM is rare and small.
+
+struct OpjMemory {
+  const unsigned char* data;
+  std::size_t size, pos;
+};
+
+OPJ_SIZE_T opj_memory_read(void* out, OPJ_SIZE_T n, void* user) {
+  auto* m = static_cast<OpjMemory*>(user);
+  if (m->pos >= m->size) return static_cast<OPJ_SIZE_T>(-1);
+  const std::size_t k = std::min<std::size_t>(n, m->size - m->pos);
+  std::memcpy(out, m->data + m->pos, k);
+  m->pos += k;
+  return k;
+}
+
+OPJ_OFF_T opj_memory_skip(OPJ_OFF_T n, void* user) {
+  auto* m = static_cast<OpjMemory*>(user);
+  if (n < 0 || static_cast<uint64_t>(n) > m->size - m->pos) {
+    m->pos = m->size;
+    return -1;
+  }
+  m->pos += static_cast<std::size_t>(n);
+  return n;
+}
+
+OPJ_BOOL opj_memory_seek(OPJ_OFF_T at, void* user) {
+  auto* m = static_cast<OpjMemory*>(user);
+  if (at < 0 || static_cast<uint64_t>(at) > m->size) return OPJ_FALSE;
+  m->pos = static_cast<std::size_t>(at);
+  return OPJ_TRUE;
+}
+
+void opj_quiet(const char*, void*) {}
+
+// Checks one codestream (one frame) as GDCM's decoder will see it. Returns "" when GDCM can
+// decode it safely, else what is wrong.
+std::string check_j2k_codestream(const unsigned char* data, std::size_t size, unsigned rows, unsigned cols, int samples,
+                                 int bits_allocated) {
+  // GDCM drops everything after the last 0xD9 byte (the end of the EOC marker FFD9).
+  while (size > 0 && data[size - 1] != 0xd9) --size;
+  if (size == 0) return "the JPEG 2000 codestream has no end marker";
+  if (bits_allocated % 8 != 0 || bits_allocated <= 0 || bits_allocated > 32) {
+    return "BitsAllocated " + std::to_string(bits_allocated) + " is not 8, 16 or 32";
+  }
+  static const unsigned char jp2_magic[] = {0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20, 0x0D, 0x0A, 0x87, 0x0A};
+  const bool jp2 = size >= sizeof jp2_magic && std::memcmp(data, jp2_magic, sizeof jp2_magic) == 0;
+  struct Codec {
+    opj_codec_t* codec = nullptr;
+    opj_stream_t* stream = nullptr;
+    opj_image_t* image = nullptr;
+    ~Codec() {
+      if (image) opj_image_destroy(image);
+      if (stream) opj_stream_destroy(stream);
+      if (codec) opj_destroy_codec(codec);
+    }
+  } c;
+  OpjMemory memory{data, size, 0};
+  c.codec = opj_create_decompress(jp2 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K);
+  c.stream = opj_stream_create(OPJ_J2K_STREAM_CHUNK_SIZE, OPJ_TRUE);
+  if (!c.codec || !c.stream) throw std::bad_alloc();
+  opj_set_error_handler(c.codec, opj_quiet, nullptr);
+  opj_set_warning_handler(c.codec, opj_quiet, nullptr);
+  opj_set_info_handler(c.codec, opj_quiet, nullptr);
+  opj_stream_set_user_data(c.stream, &memory, nullptr);
+  opj_stream_set_user_data_length(c.stream, size);
+  opj_stream_set_read_function(c.stream, opj_memory_read);
+  opj_stream_set_skip_function(c.stream, opj_memory_skip);
+  opj_stream_set_seek_function(c.stream, opj_memory_seek);
+  opj_dparameters_t parameters;
+  opj_set_default_decoder_parameters(&parameters);
+  if (!opj_setup_decoder(c.codec, &parameters)) return "OpenJPEG refused the decoder set-up";
+  if (!opj_read_header(c.stream, c.codec, &c.image) || !c.image) return "the JPEG 2000 header (SIZ) cannot be read";
+  const opj_image_t& im = *c.image;
+  if (im.numcomps != static_cast<OPJ_UINT32>(samples)) {
+    return "the JPEG 2000 codestream has " + std::to_string(im.numcomps) + " component(s), SamplesPerPixel is " +
+           std::to_string(samples);
+  }
+  for (OPJ_UINT32 i = 0; i < im.numcomps; ++i) {
+    const opj_image_comp_t& comp = im.comps[i];
+    if (comp.w != cols || comp.h != rows || comp.dx != 1 || comp.dy != 1) {
+      return "the JPEG 2000 codestream is " + std::to_string(comp.w) + "x" + std::to_string(comp.h) + " (subsampling " +
+             std::to_string(comp.dx) + "x" + std::to_string(comp.dy) + "), Columns x Rows is " + std::to_string(cols) +
+             "x" + std::to_string(rows);
+    }
+    const int width = comp.prec <= 8 ? 8 : comp.prec <= 16 ? 16 : 32;
+    if (comp.prec == 0 || comp.prec > 32 || width != bits_allocated) {
+      return "the JPEG 2000 codestream has a precision of " + std::to_string(comp.prec) + " bits, BitsAllocated is " +
+             std::to_string(bits_allocated);
+    }
+    if (comp.prec != im.comps[0].prec || comp.sgnd != im.comps[0].sgnd) {
+      return "the JPEG 2000 components differ in precision or sign";
+    }
+  }
+  if (!opj_decode(c.codec, c.stream, c.image) || !opj_end_decompress(c.codec, c.stream)) {
+    return "the JPEG 2000 data cannot be decoded (truncated or corrupt)";
+  }
+  for (OPJ_UINT32 i = 0; i < im.numcomps; ++i) {
+    const opj_image_comp_t& comp = im.comps[i];
+    if (!comp.data || comp.w != cols || comp.h != rows || comp.factor != 0) {
+      return "the decoded JPEG 2000 image does not match its header";
+    }
+  }
+  return "";
+}
+
+// Every codestream GDCM's JPEG 2000 decoder would see: the fragments joined for a single-frame
+// image, one fragment per frame otherwise (as GDCM decodes them).
+void check_j2k_pixel_data(const gdcm::File& file, const gdcm::Image& image, const std::string& display) {
+  const gdcm::DataSet& ds = file.GetDataSet();
+  const gdcm::Tag pixel_data(0x7fe0, 0x0010);
+  if (!ds.FindDataElement(pixel_data)) return;  // GDCM reports a missing image itself
+  const gdcm::SequenceOfFragments* sf = ds.GetDataElement(pixel_data).GetSequenceOfFragments();
+  if (!sf) corrupt(display, "JPEG 2000 pixel data is not encapsulated in fragments");
+  const unsigned rows = image.GetDimension(1), cols = image.GetDimension(0);
+  const gdcm::PixelFormat pf = image.GetPixelFormat();
+  const int samples = pf.GetSamplesPerPixel(), bits = pf.GetBitsAllocated();
+  if (image.GetPhotometricInterpretation().GetSamplesPerPixel() != pf.GetSamplesPerPixel()) {
+    corrupt(display, "PhotometricInterpretation does not match SamplesPerPixel");
+  }
+  auto check = [&](const std::vector<unsigned char>& codestream, const std::string& what) {
+    const std::string problem = check_j2k_codestream(codestream.data(), codestream.size(), rows, cols, samples, bits);
+    if (!problem.empty()) corrupt(display, what + problem);
+  };
+  auto bytes_of = [](const gdcm::Fragment& frag, std::vector<unsigned char>& out) {
+    const gdcm::ByteValue* bv = frag.GetByteValue();
+    if (!bv) return false;
+    const auto* p = reinterpret_cast<const unsigned char*>(bv->GetPointer());
+    out.insert(out.end(), p, p + bv->GetLength());
+    return true;
+  };
+  const std::size_t n = sf->GetNumberOfFragments();
+  if (image.GetNumberOfDimensions() == 2) {
+    std::vector<unsigned char> codestream;
+    for (std::size_t i = 0; i < n; ++i) bytes_of(sf->GetFragment(static_cast<unsigned>(i)), codestream);
+    check(codestream, "");
+    return;
+  }
+  const unsigned frames = image.GetDimension(2);
+  if (n != frames) {
+    corrupt(display, "JPEG 2000 pixel data has " + std::to_string(n) + " fragments for " + std::to_string(frames) +
+                         " frames (one fragment per frame is required)");
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    std::vector<unsigned char> codestream;
+    if (!bytes_of(sf->GetFragment(static_cast<unsigned>(i)), codestream) || codestream.empty()) {
+      corrupt(display, "JPEG 2000 frame " + std::to_string(i + 1) + " is empty");
+    }
+    check(codestream, "frame " + std::to_string(i + 1) + ": ");
+  }
+}
+
+bool is_jpeg2000(const gdcm::TransferSyntax& ts) {
+  return ts == gdcm::TransferSyntax::JPEG2000Lossless || ts == gdcm::TransferSyntax::JPEG2000 ||
+         ts == gdcm::TransferSyntax::JPEG2000Part2Lossless || ts == gdcm::TransferSyntax::JPEG2000Part2;
+}
+
 }  // namespace
 
 Volume read_dicom_series(const DicomSeriesInfo& series, const DicomReadOptions& options) {
@@ -1649,6 +1816,9 @@ Volume read_dicom_series(const DicomSeriesInfo& series, const DicomReadOptions& 
       reader.SetStream(in.in);
       if (!reader.Read()) throw Error(ErrorCode::CorruptFile, file.display + ": GDCM cannot read the image");
       const gdcm::Image& image = reader.GetImage();
+      if (is_jpeg2000(reader.GetFile().GetHeader().GetDataSetTransferSyntax())) {
+        check_j2k_pixel_data(reader.GetFile(), image, file.display);
+      }
       const unsigned cols = image.GetDimension(0), rows = image.GetDimension(1);
       const unsigned frames = image.GetNumberOfDimensions() > 2 ? image.GetDimension(2) : 1;
       if (static_cast<int>(cols) != layout->cols || static_cast<int>(rows) != layout->rows ||

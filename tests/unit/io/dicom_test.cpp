@@ -5,6 +5,8 @@
 // references are the ImagePositionPatient / ImageOrientationPatient / PixelSpacing values from
 // dcmdump and the dims/pixdim dcm2niix wrote.
 
+#include "tumorlab/io/dicom.h"
+
 #include <itkImage.h>
 #include <itkImageFileReader.h>
 #include <sys/resource.h>
@@ -12,12 +14,11 @@
 
 #include <cmath>
 #include <cstring>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <numeric>
 
 #include "test_support.h"
-#include "tumorlab/io/dicom.h"
 
 namespace fs = std::filesystem;
 using namespace tumorlab;
@@ -28,11 +29,15 @@ using tumorlab::testing::TempDir;
 // GDCM 3.0.21's JPEG-LS codec leaks its output buffer when CharLS rejects a damaged stream
 // (third-party bug, seen in DamagedFiles_ErrorOrSuccessNeverCrash): suppressed for LeakSanitizer
 // only; AddressSanitizer and UBSan still check everything.
-extern "C" const char* __lsan_default_suppressions() { return "leak:gdcm::JPEGLSCodec::Decode\n"; }
+extern "C" const char* __lsan_default_suppressions() {
+  return "leak:gdcm::JPEGLSCodec::Decode\n";
+}
 
 namespace {
 
-fs::path dicom_dir() { return shared_data_dir() / "dicom"; }
+fs::path dicom_dir() {
+  return shared_data_dir() / "dicom";
+}
 
 double channel_sum(const Volume& v, int c = 0) {
   double s = 0;
@@ -424,8 +429,8 @@ TEST(Dicom, Seg_MatchesNrrdVoxelForVoxel) {
 TEST(Dicom, FuzzSeeds_WrittenForTheDicomFuzzer) {
   TUMORLAB_REQUIRE_SHARED_DATA();
   const fs::path seeds = tumorlab::testing::fuzz_seed_dir("dicom");
-  for (const char* name : {"implicit_little.dcm", "explicit_big.dcm", "deflated.dcm", "jpeg_2000.dcm",
-                           "jpeg_lossless_sel1.dcm"}) {
+  for (const char* name :
+       {"implicit_little.dcm", "explicit_big.dcm", "deflated.dcm", "jpeg_2000.dcm", "jpeg_lossless_sel1.dcm"}) {
     const fs::path src = dicom_dir() / "transfer-syntaxes" / name;
     std::ifstream in(src, std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -486,8 +491,12 @@ std::string read_bytes(const fs::path& p) {
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-std::string le16(uint16_t v) { return {static_cast<char>(v & 0xff), static_cast<char>(v >> 8)}; }
-std::string le32(uint32_t v) { return le16(static_cast<uint16_t>(v & 0xffff)) + le16(static_cast<uint16_t>(v >> 16)); }
+std::string le16(uint16_t v) {
+  return {static_cast<char>(v & 0xff), static_cast<char>(v >> 8)};
+}
+std::string le32(uint32_t v) {
+  return le16(static_cast<uint16_t>(v & 0xffff)) + le16(static_cast<uint16_t>(v >> 16));
+}
 
 }  // namespace
 
@@ -512,8 +521,8 @@ TEST(DicomRead, MalformedElementLength_RefusedWithoutHugeAllocation) {
   std::vector<Case> cases;
   {
     // An OB element after the pixel data declaring 3.25 GiB, followed by 16 bytes.
-    cases.push_back({"after_pixel_data.dcm", good + le16(0x7fe1) + le16(0x0010) + "OB" + le16(0) + le32(huge) +
-                                                 std::string(16, '\x01')});
+    cases.push_back({"after_pixel_data.dcm",
+                     good + le16(0x7fe1) + le16(0x0010) + "OB" + le16(0) + le32(huge) + std::string(16, '\x01')});
   }
   {
     // The fuzzer's case: a non-standard VR. DCMTK reads a 16-bit length (0xD000, which fits);
@@ -584,4 +593,109 @@ TEST(DicomRead, NonstandardVrInMetaHeader_RefusedNotAborted) {
   const fs::path p = tmp / "meta_vr.dcm";
   std::ofstream(p, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   EXPECT_EQ(code_of([&] { scan_dicom(p); }), ErrorCode::CorruptFile);
+}
+
+namespace {
+
+std::string be16(uint16_t v) {
+  return {static_cast<char>(v >> 8), static_cast<char>(v & 0xff)};
+}
+std::string be32(uint32_t v) {
+  return be16(static_cast<uint16_t>(v >> 16)) + be16(static_cast<uint16_t>(v & 0xffff));
+}
+
+// Scans `bytes` (one file) and reads every readable series; returns the error code and message.
+std::pair<ErrorCode, std::string> read_all_error(const fs::path& p) {
+  try {
+    for (const auto& s : scan_dicom(p)) {
+      if (s.readable) read_dicom_series(s, DicomReadOptions{true});
+    }
+  } catch (const Error& e) {
+    return {e.code(), e.what()};
+  }
+  return {ErrorCode::Internal, "no error"};
+}
+
+}  // namespace
+
+// Regression (found by the fuzzer, the file was lost; these are made from the MIT-licensed
+// sample at runtime): GDCM's JPEG 2000 decoder sizes its output from Rows x Columns x
+// BitsAllocated but writes the codestream's own width x height samples at the codestream's
+// precision, so a codestream larger than the header wrote past the buffer (SEGV in
+// gdcm::JPEG2000Codec::DecodeByStreamsCommon); an unreadable SIZ marker or undecodable tile data
+// hit an assert() (abort). Each must be refused as CorruptFile naming the file.
+TEST(DicomRead, Jpeg2000CodestreamMismatch_RefusedBeforeGdcmDecodes) {
+  TUMORLAB_REQUIRE_SHARED_DATA();
+  TempDir tmp;
+  const std::string good = read_bytes(dicom_dir() / "transfer-syntaxes" / "jpeg_2000.dcm");
+  // Header: Rows and Columns (US, explicit VR little endian) are 512.
+  const std::size_t rows = good.find(std::string("\x28\x00\x10\x00US\x02\x00", 8));
+  const std::size_t cols = good.find(std::string("\x28\x00\x11\x00US\x02\x00", 8));
+  ASSERT_NE(rows, std::string::npos);
+  ASSERT_NE(cols, std::string::npos);
+  ASSERT_EQ(good.substr(rows + 8, 2), le16(512));
+  // Codestream: SOC (FF4F) then SIZ (FF51): Lsiz, Rsiz, Xsiz, Ysiz, XOsiz, YOsiz, XTsiz, YTsiz,
+  // XTOsiz, YTOsiz, Csiz, then Ssiz/XRsiz/YRsiz per component; one tile-part (SOT, FF90).
+  const std::size_t soc = good.find(std::string("\xff\x4f\xff\x51", 4));
+  ASSERT_NE(soc, std::string::npos);
+  const std::size_t siz = soc + 2;
+  ASSERT_EQ(good.substr(siz + 6, 8), be32(512) + be32(512));
+  ASSERT_EQ(static_cast<unsigned char>(good[siz + 40]), 0x8f);  // signed, 16 bits
+  const std::size_t sot = good.find(std::string("\xff\x90\x00\x0a", 4), soc);
+  ASSERT_NE(sot, std::string::npos);
+
+  struct Case {
+    const char* name;
+    std::string bytes;
+  };
+  std::vector<Case> cases;
+  {
+    // The SEGV: the header says 64x64, the codestream is 512x512 (GDCM wrote 512 KiB into 8 KiB).
+    std::string b = good;
+    b.replace(rows + 8, 2, le16(64));
+    b.replace(cols + 8, 2, le16(64));
+    cases.push_back({"j2k-header-smaller-than-codestream.dcm", b});
+  }
+  {
+    // The same from the other side: SIZ claims 1024x1024 (tile 512x512).
+    std::string b = good;
+    b.replace(siz + 6, 8, be32(1024) + be32(1024));
+    cases.push_back({"j2k-siz-larger-than-header.dcm", b});
+  }
+  {
+    // SIZ marker length wrong: OpenJPEG cannot read the header (GDCM asserted).
+    std::string b = good;
+    b.replace(siz + 2, 2, be16(200));
+    cases.push_back({"j2k-siz-length.dcm", b});
+  }
+  {
+    // The tile-part claims 2 GiB (Psot): the data cannot be decoded (GDCM asserted).
+    std::string b = good;
+    b.replace(sot + 6, 4, be32(0x7fffffffu));
+    cases.push_back({"j2k-tile-part-length.dcm", b});
+  }
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    ASSERT_EQ(c.bytes.size(), good.size());
+    const fs::path p = tmp / c.name;
+    std::ofstream(p, std::ios::binary).write(c.bytes.data(), static_cast<std::streamsize>(c.bytes.size()));
+    const auto [code, message] = read_all_error(p);
+    EXPECT_EQ(code, ErrorCode::CorruptFile) << message;
+    EXPECT_NE(message.find(c.name), std::string::npos) << message;
+    EXPECT_NE(message.find("JPEG 2000"), std::string::npos) << message;
+  }
+  {
+    // SIZ claims 24-bit samples where the header says 16: GDCM's reader takes the pixel format
+    // from the codestream (32 bits allocated), so its buffer fits; the image reads as int32.
+    std::string b = good;
+    b[siz + 40] = static_cast<char>(0x80 | 23);
+    const fs::path p = tmp / "j2k-siz-precision-24.dcm";
+    std::ofstream(p, std::ios::binary).write(b.data(), static_cast<std::streamsize>(b.size()));
+    Volume v = read_single(p);
+    EXPECT_EQ(v.geometry().size, (Size3{512, 512, 1}));
+  }
+  // The intact file still reads (its values are checked in TransferSyntaxes_DecodeToReferenceValues).
+  const fs::path p = tmp / "intact.dcm";
+  std::ofstream(p, std::ios::binary).write(good.data(), static_cast<std::streamsize>(good.size()));
+  EXPECT_EQ(read_single(p).geometry().size, (Size3{512, 512, 1}));
 }
