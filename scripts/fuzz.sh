@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (preset "fuzz": clang-14 + ASan + UBSan) and runs each for a
-# bounded time on the seed corpus the unit tests wrote (build/ci/fuzz-seeds/<target>).
+# fixed number of runs from a fixed seed on the seed corpus the unit tests wrote
+# (build/ci/fuzz-seeds/<target>), so that a run is repeatable: what passes here passes in CI.
+# For open-ended fuzzing, run the binaries by hand without -runs (see docs in ARCHITECTURE.md).
 # Limits: RSS 3 GiB; single mallocs up to 4.1 GiB are let through because DCMTK allocates an
 # element's declared 32-bit length inside deflated data (untouched pages) before it notices the
 # stream is short; our own buffers are capped by TUMORLAB_MAX_VOLUME_BYTES (64 MiB here).
-# Usage: scripts/fuzz.sh [seconds per target, default 30]
+# Usage: scripts/fuzz.sh [runs per target, default 8000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds="${1:-30}"
+runs="${1:-8000}"
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz
 status=0
@@ -16,9 +18,9 @@ for target in nifti dicom; do
   mkdir -p "$corpus"
   seeds="build/ci/fuzz-seeds/$target"
   [ -d "$seeds" ] && cp -n "$seeds"/* "$corpus"/ 2>/dev/null || true
-  echo "fuzz: $target for ${seconds}s ($(ls "$corpus" | wc -l) seeds)"
+  echo "fuzz: $target for $runs runs ($(ls "$corpus" | wc -l) seeds)"
   if ! ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      "build/fuzz/tests/fuzz/fuzz_$target" "$corpus" -max_total_time="$seconds" -rss_limit_mb=3072 -malloc_limit_mb=4200 \
+      "build/fuzz/tests/fuzz/fuzz_$target" "$corpus" -runs="$runs" -seed=20261201 -max_total_time=600 -rss_limit_mb=3072 -malloc_limit_mb=4200 \
       -timeout=20 -print_final_stats=1 -artifact_prefix="build/fuzz/crash-$target-" 2>"build/fuzz/$target.log"; then
     echo "fuzz: $target FAILED; see build/fuzz/$target.log and build/fuzz/crash-$target-*"
     tail -40 "build/fuzz/$target.log"

@@ -27,7 +27,7 @@ extern "C" void on_stop_signal(int sig) {
 Run add_train(CLI::App& app) {
   struct Args {
     std::string dataset, plans, output, split, budget, export_dir, export_which = "best", export_version = "1";
-    int epochs = 0, iterations = 0, threads = 0, workers = 2;
+    int epochs = 0, iterations = 0, threads = 0, workers = 2, validation_patches = 256;
     bool no_resume = false, bf16 = false;
   };
   auto args = std::make_shared<Args>();
@@ -50,6 +50,10 @@ Run add_train(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   app.add_option("--threads", args->threads, "LibTorch threads (0: all cores)")->check(CLI::NonNegativeNumber);
   app.add_option("--workers", args->workers, "Augmentation worker threads")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--validation-patches", args->validation_patches,
+                 "Most validation patches scored each epoch (fixed at the start; fewer = faster epochs)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_flag("--bf16", args->bf16,
@@ -78,6 +82,7 @@ Run add_train(CLI::App& app) {
     o.epochs = args->epochs;
     o.iterations_per_epoch = args->iterations;
     o.threads = args->threads;
+    o.max_validation_patches = args->validation_patches;
     o.workers = args->workers;
     o.resume = !args->no_resume;
     if (args->bf16) o.bf16 = 1;

@@ -114,6 +114,10 @@ struct NiftiRaw {
   int16_t datatype = 0, bitpix = 0;
   std::array<int16_t, 8> dim{};
   double vox_offset = 0;
+  // Set when the 348-byte header could be read at all (single file or .hdr), even if not valid.
+  bool readable = false;
+  // First geometry field that is NaN/Inf or absurdly large, with its value; empty when all are sane.
+  std::string bad_geometry;
   uint64_t voxels() const {
     uint64_t n = 1;
     for (int d = 1; d <= std::clamp<int>(dim[0], 0, 7); ++d) n *= static_cast<uint64_t>(std::max<int16_t>(dim[d], 1));
@@ -162,6 +166,39 @@ NiftiRaw peek_nifti(const fs::path& path) {
   std::memcpy(&off, buf + 108, 4);
   if (h.swapped) off = swap_bytes(off);
   for (int d = 0; d < 8; ++d) h.dim[d] = get16(40 + 2 * d);
+  h.readable = true;
+  // Geometry fields ITK turns into a matrix and decomposes with vnl, which abort()s on NaN/Inf.
+  // Bounds keep every product of two fields finite as well (1e9 mm is far beyond any scanner).
+  auto getf = [&](int off) {
+    float v;
+    std::memcpy(&v, buf + off, 4);
+    return h.swapped ? swap_bytes(v) : v;
+  };
+  auto check = [&](const char* field, int off, double limit) {
+    const float v = getf(off);
+    if (h.bad_geometry.empty() && !(std::isfinite(v) && std::fabs(v) <= limit)) {
+      h.bad_geometry = std::string(field) + " = " + std::to_string(v) + " (expected a finite value within +-" +
+                       std::to_string(static_cast<long long>(limit)) + ")";
+    }
+  };
+  const int16_t qform_code = get16(252), sform_code = get16(254);
+  static const char* const pixdim_names[] = {"pixdim[0]", "pixdim[1]", "pixdim[2]", "pixdim[3]",
+                                             "pixdim[4]", "pixdim[5]", "pixdim[6]", "pixdim[7]"};
+  for (int d = 0; d < 8; ++d) check(pixdim_names[d], 76 + 4 * d, 1e6);
+  if (qform_code > 0) {
+    check("quatern_b", 256, 1e6);
+    check("quatern_c", 260, 1e6);
+    check("quatern_d", 264, 1e6);
+    check("qoffset_x", 268, 1e9);
+    check("qoffset_y", 272, 1e9);
+    check("qoffset_z", 276, 1e9);
+  }
+  if (sform_code > 0) {
+    static const char* const srow_names[] = {"srow_x[0]", "srow_x[1]", "srow_x[2]", "srow_x[3]",
+                                             "srow_y[0]", "srow_y[1]", "srow_y[2]", "srow_y[3]",
+                                             "srow_z[0]", "srow_z[1]", "srow_z[2]", "srow_z[3]"};
+    for (int i = 0; i < 12; ++i) check(srow_names[i], 280 + 4 * i, 1e9);
+  }
   h.datatype = get16(70);
   h.bitpix = get16(72);
   h.vox_offset = off;
@@ -263,6 +300,12 @@ Volume read_with_itk(const fs::path& original, const ReadOptions& options) {
   const IsolatedNiftiPath isolated(original);
   const fs::path& path = isolated.path();
   const std::string fname = name_of(original);
+  if (ends_with(fname, ".nii") || ends_with(fname, ".nii.gz") || ends_with(fname, ".hdr")) {
+    const NiftiRaw h = peek_nifti(original);
+    if (h.readable && !h.bad_geometry.empty()) {
+      throw Error(ErrorCode::HeaderMismatch, fname + ": NIfTI header field " + h.bad_geometry);
+    }
+  }
   // ITK picks the reader by content, so a PNG is checked whatever its file name says.
   if (has_png_signature(original)) validate_png(original, fname);
   const std::string p = path.string();

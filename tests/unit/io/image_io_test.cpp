@@ -246,6 +246,45 @@ TEST(ImageIO, BadInput_HeaderDimensionsExceedData) {
   }
 }
 
+// Regression (found by fuzz_nifti in CI): a NaN or huge sform/qform/pixdim made ITK's vnl_svd
+// abort() the process; such headers must be refused by name instead.
+TEST(ImageIO, BadInput_NonFiniteOrHugeGeometryFieldsNamed) {
+  TempDir dir;
+  const std::vector<char> bytes(8, 0);
+  struct Case {
+    const char* name;
+    int offset;  // byte offset of the float in the 348-byte header
+    float value;
+    int16_t sform_code;
+    const char* field;
+  };
+  const Case cases[] = {
+      {"srow_nan.nii", 280, std::numeric_limits<float>::quiet_NaN(), 1, "srow_x[0]"},
+      {"qoffset_huge.nii", 272, 1.4e33f, 0, "qoffset_y"},
+      {"pixdim_inf.nii", 80, std::numeric_limits<float>::infinity(), 0, "pixdim[1]"},
+  };
+  for (const Case& c : cases) {
+    const auto path = write_raw_nifti(dir / c.name, DT_UINT8, 8, {2, 2, 2, 1}, bytes);
+    {
+      std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
+      f.seekp(c.offset);
+      f.write(reinterpret_cast<const char*>(&c.value), 4);
+      f.seekp(254);
+      f.write(reinterpret_cast<const char*>(&c.sform_code), 2);
+    }
+    try {
+      io::read_image(path);
+      ADD_FAILURE() << c.name << ": expected HeaderMismatch";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::HeaderMismatch) << e.what();
+      EXPECT_NE(std::string(e.what()).find(c.name), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(c.field), std::string::npos) << e.what();
+    }
+  }
+  // The same header with sane values still reads.
+  EXPECT_EQ(io::read_image(write_raw_nifti(dir / "fine.nii", DT_UINT8, 8, {2, 2, 2, 1}, bytes)).voxel_count(), 8);
+}
+
 // Regression (found by fuzz_nifti): a NaN vox_offset reached a float-to-integer conversion.
 TEST(ImageIO, BadInput_NaNVoxOffsetIsAnErrorNotUndefinedBehaviour) {
   TempDir dir;

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Measures a model bundle on the held-out cases of its split (the numbers of its MODEL_CARD.md):
+# predicts every validation case of split.json with `tumorlab predict` and scores it with
+# `tumorlab evaluate` against the dataset's labelsTr. Patients (cases with a non-empty label)
+# and controls (empty label) are summarised separately as well as together.
+# Usage: scripts/evaluate_model.sh MODEL_DIR DATASET_DIR OUT_DIR [extra predict options...]
+# Example: scripts/evaluate_model.sh models/mip-pet-2d ../shared/data/Dataset001_MIPPET build/eval/mip
+set -euo pipefail
+model="$1" dataset="$2" out="$3"
+shift 3
+bin="${TUMORLAB_BIN:-build/ci/src/cli/tumorlab}"
+split="$model/split.json"
+[ -f "$split" ] || { echo "evaluate_model: $split not found (the bundle's held-out split)" >&2; exit 2; }
+ending=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['file_ending'])" "$dataset/dataset.json")
+rm -rf "$out"
+mkdir -p "$out/images" "$out/labels-all" "$out/labels-patients" "$out/labels-controls" "$out/pred"
+# The held-out cases, channels grouped as in imagesTr; references split into patients and controls.
+python3 - "$split" "$dataset" "$out" "$ending" <<'EOF'
+import json, os, sys, glob
+split, dataset, out, ending = sys.argv[1:]
+cases = json.load(open(split))["validation"]
+for c in cases:
+    for img in sorted(glob.glob(os.path.join(dataset, "imagesTr", c + "_[0-9][0-9][0-9][0-9]" + ending))):
+        os.symlink(os.path.abspath(img), os.path.join(out, "images", os.path.basename(img)))
+    lab = os.path.join(dataset, "labelsTr", c + ending)
+    os.symlink(os.path.abspath(lab), os.path.join(out, "labels-all", c + ending))
+print(f"evaluate_model: {len(cases)} held-out cases")
+EOF
+start=$(date +%s.%N)
+"$bin" predict -m "$model" "$out/images" -o "$out/pred" "$@"
+end=$(date +%s.%N)
+"$bin" evaluate --pred "$out/pred" --ref "$out/labels-all" --json "$out/all.json" --csv "$out/all.csv" -q
+# Patients vs controls from the per-case voxel counts in the reference.
+python3 - "$out" <<'EOF'
+import json, os, sys
+out = sys.argv[1]
+d = json.load(open(os.path.join(out, "all.json")))
+rows = [r["metrics"] for r in d["cases"]]
+def key(r, *names):
+    for n in names:
+        if n in r and r[n] is not None:
+            return r[n]
+    return None
+pat = [r for r in rows if (key(r, "ref_voxels") or 0) > 0]
+ctl = [r for r in rows if (key(r, "ref_voxels") or 0) == 0]
+def mean(v):
+    v = [x for x in v if x is not None]
+    return sum(v) / len(v) if v else float("nan")
+summary = {
+    "cases": len(rows), "patients": len(pat), "controls": len(ctl),
+    "patients_mean_dice": mean([key(r, "dice") for r in pat]),
+    "patients_median_dice": sorted([key(r, "dice") for r in pat])[len(pat) // 2] if pat else None,
+    "patients_mean_hd95_mm": mean([key(r, "hd95_mm") for r in pat]),
+    "patients_mean_lesion_f1": mean([key(r, "lesion_f1") for r in pat]),
+    "all_mean_dice": mean([key(r, "dice") for r in rows]),
+    "controls_with_false_positive": sum(1 for r in ctl if (key(r, "pred_voxels") or 0) > 0),
+    "controls_mean_fp_volume_ml": mean([key(r, "fp_volume_ml") for r in ctl]),
+}
+json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
+print(json.dumps(summary, indent=2))
+EOF
+echo "evaluate_model: predict took $(python3 -c "print(round($end - $start, 1))") s for all cases; results in $out"
