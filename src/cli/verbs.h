@@ -14,6 +14,9 @@ Run add_evaluate(CLI::App& app);
 Run add_plan(CLI::App& app);
 Run add_train(CLI::App& app);
 Run add_predict(CLI::App& app);
+Run add_db(CLI::App& app);
+Run add_user(CLI::App& app);
+Run add_audit(CLI::App& app);
 Run add_serve(CLI::App& app);
 Run add_demo_data(CLI::App& app);
 
