@@ -28,18 +28,8 @@ app::Actor actor_of(const Request& req) {
   return app::Actor{p.user_id, p.username, p.role, req.remote_addr};
 }
 
-std::string read_whole_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw Error(ErrorCode::IoFailure,
-                "stored file is missing or unreadable: " + std::filesystem::path(path).filename().string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 Response send_file(const app::FileDownload& f) {
-  return Response::bytes(read_whole_file(f.path), f.content_type, f.filename);
+  return Response::file(f.path, f.content_type, f.filename);
 }
 
 int query_int_in(const Request& req, const std::string& name, int lo, int hi, int fallback) {

@@ -333,6 +333,28 @@ struct HttpServer::Impl {
       });
       return;
     }
+    if (!res.file_path.empty()) {
+      auto in = std::make_shared<std::ifstream>(res.file_path, std::ios::binary);
+      std::error_code ec;
+      const auto size = fs::file_size(res.file_path, ec);
+      if (!*in || ec) {
+        hres.status = 503;
+        hres.headers.clear();
+        hres.set_content(error_body(ErrorCode::IoFailure, "a stored file is missing or unreadable").dump(),
+                         "application/json");
+        return;
+      }
+      hres.set_content_provider(static_cast<std::size_t>(size), res.content_type,
+                                [in](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                                  std::vector<char> buf(std::min<std::size_t>(length, 1 << 20));
+                                  in->seekg(static_cast<std::streamoff>(offset));
+                                  in->read(buf.data(), static_cast<std::streamsize>(buf.size()));
+                                  const auto n = in->gcount();
+                                  if (n <= 0) return false;
+                                  return sink.write(buf.data(), static_cast<std::size_t>(n));
+                                });
+      return;
+    }
     if (!res.body.empty() || !res.content_type.empty()) hres.set_content(res.body, res.content_type);
   }
 };

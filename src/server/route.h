@@ -81,12 +81,16 @@ struct Response {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
-  SsePoll sse;  // when set, the response is an event stream and `body` is ignored
+  SsePoll sse;            // when set, the response is an event stream and `body` is ignored
+  std::string file_path;  // when set, the file is streamed in chunks and `body` is ignored
 
   static Response json_body(const json& value, int status = 200);
   // Bytes with Content-Disposition: attachment; filename="<filename>" (filename built by us).
   static Response bytes(std::string data, const std::string& content_type, const std::string& filename);
   static Response event_stream(SsePoll poll);
+  // A stored file streamed in chunks (never read whole into memory), as an attachment named
+  // `filename`. Error(IoFailure) when it cannot be opened.
+  static Response file(const std::string& path, const std::string& content_type, const std::string& filename);
   static Response no_content();
 };
 

@@ -149,6 +149,12 @@ Response Response::bytes(std::string data, const std::string& content_type, cons
   return r;
 }
 
+Response Response::file(const std::string& path, const std::string& content_type, const std::string& filename) {
+  Response r = bytes(std::string(), content_type, filename);
+  r.file_path = path;
+  return r;
+}
+
 Response Response::event_stream(SsePoll poll) {
   Response r;
   r.content_type = "text/event-stream";
