@@ -383,14 +383,18 @@ Store Store::open(const StoreOptions& options) {
     if (ec) throw Error(ErrorCode::IoFailure, "creating folder " + (dir / sub).string() + ": " + ec.message());
   }
 
-  if (options.recover_jobs) {
+  // DIR/server.lock: held by a server (recover_jobs) for its lifetime, and by a schema upgrade
+  // while it migrates, so neither runs under the other.
+  auto take_server_lock = [&](const std::string& what) {
+    if (impl->lock_fd >= 0) return;
     const std::string lock_path = (dir / "server.lock").string();
     impl->lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (impl->lock_fd < 0) throw Error(ErrorCode::IoFailure, "opening " + lock_path + ": " + std::strerror(errno));
     if (::flock(impl->lock_fd, LOCK_EX | LOCK_NB) != 0)
       throw Error(ErrorCode::Unavailable,
-                  "data folder " + d + " is in use by another tumorlab server (" + lock_path + " is locked)");
-  }
+                  "data folder " + d + " is in use by a tumorlab server (" + lock_path + " is locked): " + what);
+  };
+  if (options.recover_jobs) take_server_lock("only one server may use a data folder");
 
   const int latest = latest_version();
   const int target = options.target_schema_version > 0 ? options.target_schema_version : latest;
@@ -417,6 +421,7 @@ Store Store::open(const StoreOptions& options) {
         throw Error(ErrorCode::SchemaOutdated, impl->db_path + " has schema version " + std::to_string(version) +
                                                    ", this tumorlab needs " + std::to_string(target) + ": " +
                                                    upgrade_hint(d) + " (it keeps a backup copy first)");
+      take_server_lock("stop it before upgrading the schema");
       // A consistent copy of the old database before migrating.
       const fs::path backups = dir / "backups";
       fs::create_directories(backups, ec);

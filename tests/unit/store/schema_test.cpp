@@ -122,3 +122,16 @@ TEST(StoreSchema, DataDirThatIsAFileIsBadArgument) {
   EXPECT_STORE_ERROR(Store::open(options_for(dir / "file")), BadArgument);
   EXPECT_STORE_ERROR(Store::open(StoreOptions{}), BadArgument);
 }
+
+TEST(StoreSchema, UpgradeIsRefusedWhileAServerHoldsTheFolder) {
+  TempDir dir;
+  StoreOptions old_server = options_for(dir.path());
+  old_server.target_schema_version = 1;
+  old_server.recover_jobs = true;  // an older server, still running
+  Store running = Store::open(old_server);
+  StoreOptions up = options_for(dir.path());
+  up.upgrade = true;
+  const std::string msg = EXPECT_STORE_ERROR(Store::open(up), Unavailable);
+  EXPECT_NE(msg.find("stop it before upgrading"), std::string::npos) << msg;
+  EXPECT_EQ(Store::schema_version_of(dir.path().string()), 1);
+}
