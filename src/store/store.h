@@ -514,7 +514,8 @@ class Store {
   }
 
   // Content-addressed durable files (no transaction; safe to call concurrently; an existing
-  // file with the same hash is reused). Use before add_image / add_revision.
+  // file with the same hash is reused). Use before add_image / add_revision. A crash between
+  // the file and its row leaves an unreferenced file (harmless); never a row without its file.
   StoredFile put_image_bytes(const std::string& nii_gz_bytes);
   StoredFile put_image_file(const std::string& source_path);  // copies, hashing as it goes
   StoredFile put_label_bytes(const std::string& nii_gz_bytes);

@@ -192,6 +192,9 @@ int WriteTxn::purge_expired_sessions() {
 }
 
 void WriteTxn::record_login_failure(std::string_view username, std::string_view ip) {
+  // Forget counters idle for a day, so names invented by a guesser do not pile up.
+  auto purge = c_.prepare("DELETE FROM login_failures WHERE last_failure_ms < ?1");
+  purge.bind(1, now_ms_ - kForgetAfterMs).run();
   for (const std::string& key : {user_key(username), ip_key(ip)}) {
     auto s = c_.prepare(
         "INSERT INTO login_failures (key, failures, last_failure_ms) VALUES (?1, 1, ?2) "
