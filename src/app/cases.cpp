@@ -346,6 +346,52 @@ FileDownload uncertainty_file(Lab& lab, const Actor& actor, std::int64_t case_id
 
 // ---- Revisions -------------------------------------------------------------------------------
 
+json record_ai_prediction(Lab& lab, const AiPrediction& p) {
+  auto& st = lab.store();
+  if (p.model_name.empty() || p.model_version.empty())
+    throw Error(ErrorCode::BadArgument, "AI prediction: model name and version are required");
+  store::Case c = st.read([&](store::ReadTxn& t) { return t.get_case(p.case_id); });
+  const Geometry grid = lab.image_geometry(c.image_id);
+  if (!p.label.geometry().same_grid(grid))
+    throw Error(ErrorCode::GeometryMismatch,
+                "AI label of case " + std::to_string(c.id) + ": " + p.label.geometry().difference(grid));
+  std::string uncertainty_file;
+  if (p.uncertainty) {
+    if (!p.uncertainty->geometry().same_grid(grid) || p.uncertainty->channels() != 1)
+      throw Error(ErrorCode::GeometryMismatch,
+                  "uncertainty map of case " + std::to_string(c.id) + ": expected one channel on the image grid");
+  }
+  std::string bytes = encode_label(lab, p.label);
+  store::NewRevision nr;
+  nr.case_id = c.id;
+  nr.expected_parent_id = c.current_revision_id;
+  nr.model_name = p.model_name;
+  nr.model_version = p.model_version;
+  nr.kind = store::RevisionKind::Ai;
+  nr.voxel_count = p.label.count_nonzero();
+  nr.volume_ml = static_cast<double>(nr.voxel_count) * grid.voxel_volume_ml();
+  store::AuditEntry a;
+  a.actor = p.model_name + "@" + p.model_version;
+  a.action = "save";
+  a.detail_json = json{{"kind", "ai"}, {"voxels", nr.voxel_count}}.dump();
+  auto rev = st.save_revision(nr, bytes, a);
+  if (p.uncertainty) {
+    // After the revision: a crash in between leaves it without a map (404), never with half a
+    // map (write_image writes a temp file and renames it).
+    fs::path path = uncertainty_path(lab, rev.sha256);
+    std::error_code ec;
+    fs::create_directories(path.parent_path(), ec);
+    if (ec) throw Error(ErrorCode::IoFailure, "cannot create " + path.parent_path().string() + ": " + ec.message());
+    io::write_image(*p.uncertainty, path);
+  }
+  st.write([&](store::WriteTxn& t) {
+    if (p.case_uncertainty || p.al_rank) t.set_case_scores(c.id, p.case_uncertainty, p.al_rank);
+    if (t.get_case(c.id).status == store::CaseStatus::New)
+      t.set_case_status(c.id, store::CaseStatus::Presegmented, std::nullopt, "pre-segmented by " + a.actor);
+  });
+  return revision_json(rev, usernames(lab));
+}
+
 json list_revisions(Lab& lab, const Actor& actor, std::int64_t case_id) {
   auto revs = lab.store().read([&](store::ReadTxn& t) {
     t.get_case(case_id);

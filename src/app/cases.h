@@ -18,6 +18,7 @@
 #include <string>
 
 #include "tumorlab/app/lab.h"
+#include "tumorlab/core/volume.h"
 
 namespace tumorlab::app {
 
@@ -46,6 +47,21 @@ FileDownload image_file(Lab& lab, const Actor& actor, std::int64_t case_id);    
 FileDownload uncertainty_file(Lab& lab, const Actor& actor, std::int64_t case_id);  // NotFound when none
 // Where the uncertainty map of an AI revision is kept (written by pre-segmentation).
 std::string uncertainty_path(Lab& lab, const std::string& ai_label_sha256);
+
+// A model's pre-segmentation of a case, as the pre-segmentation job (or an import) records it:
+// an immutable revision of kind ai authored by the model, its uncertainty map kept beside it,
+// the case scores for the worklist, and a new case moved to presegmented. Audited with the model
+// as actor. Errors: NotFound, GeometryMismatch (label or map not on the image grid), Conflict.
+struct AiPrediction {
+  std::int64_t case_id = 0;
+  LabelMap label;
+  std::optional<Volume> uncertainty;  // one channel on the image grid
+  std::string model_name;
+  std::string model_version;
+  std::optional<double> case_uncertainty;  // case score (higher = less sure)
+  std::optional<double> al_rank;           // active-learning rank (lower = label first)
+};
+nlohmann::json record_ai_prediction(Lab& lab, const AiPrediction& prediction);
 
 nlohmann::json list_revisions(Lab& lab, const Actor& actor, std::int64_t case_id);
 nlohmann::json get_revision(Lab& lab, const Actor& actor, std::int64_t case_id, std::int64_t revision_id);

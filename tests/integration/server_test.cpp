@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "test_support.h"
+#include "tumorlab/app/cases.h"
 #include "tumorlab/io/image_io.h"
 #include "tumorlab/store/store.h"
 
@@ -81,7 +82,8 @@ struct Seeded {
 Seeded seed(const fs::path& data_dir, const fs::path& scratch) {
   store::StoreOptions so;
   so.data_dir = data_dir.string();
-  auto st = store::Store::open(so);
+  std::optional<store::Store> holder(store::Store::open(so));
+  auto& st = *holder;
   Seeded s;
   s.reviewer_id = st.create_user("rita", store::Role::Reviewer, kReviewerPassword).id;
   s.annotator_id = st.create_user("anna", store::Role::Annotator, kAnnotatorPassword).id;
@@ -98,21 +100,31 @@ Seeded seed(const fs::path& data_dir, const fs::path& scratch) {
   auto c2 = st.write([&](store::WriteTxn& t) { return t.add_case({"case_b", image.id, s.reviewer_id}); });
   s.case_id = c.id;
   s.other_case_id = c2.id;
-  store::NewRevision r;
-  r.case_id = c.id;
-  r.kind = store::RevisionKind::Ai;
-  r.model_name = "test-model";
-  r.model_version = "1";
-  LabelMap ai = block_label(4, 8);
-  r.voxel_count = ai.count_nonzero();
-  r.volume_ml = r.voxel_count * 0.002;
-  s.ai_revision_id = st.save_revision(r, label_bytes(ai, scratch, "ai")).id;
-  st.write([&](store::WriteTxn& t) { t.set_case_status(c.id, store::CaseStatus::Presegmented, std::nullopt); });
   store::NewJob nj;
   nj.type = store::JobType::PredictBatch;
   nj.priority = store::JobPriority::Batch;
   nj.owner_user_id = s.annotator_id;
   s.job_id = st.write([&](store::WriteTxn& t) { return t.enqueue_job(nj); }).id;
+  holder.reset();  // released before the app opens the folder
+  // The AI pre-segmentation through the app use case the pre-segmentation job calls: the block
+  // as label, an uncertainty map that is 0.5 on the block's border slices.
+  app::LabOptions lo;
+  lo.data_dir = data_dir;
+  lo.server_mode = false;
+  lo.ensure_admin = false;
+  auto lab = app::Lab::open(lo);
+  app::AiPrediction p;
+  p.case_id = s.case_id;
+  p.label = block_label(4, 8);
+  Volume u(test_grid(), PixelType::Float32);
+  for (int j = 4; j < 8; ++j)
+    for (int i = 4; i < 8; ++i) u.data<float>()[u.linear_index(i, j, 1)] = 0.5f;
+  p.uncertainty = u;
+  p.model_name = "test-model";
+  p.model_version = "1";
+  p.case_uncertainty = 0.25;
+  p.al_rank = 1;
+  s.ai_revision_id = app::record_ai_prediction(*lab, p)["id"].get<int64_t>();
   return s;
 }
 
@@ -964,4 +976,31 @@ TEST_F(ServerTest, KilledDuringSaves_AcknowledgedRevisionsSurviveRestart) {
   }
   auto admin = login("admin", kAdminPassword);
   EXPECT_EQ(parse(c.Get("/api/audit/verify", bearer(admin)))["intact"], true);
+}
+
+TEST_F(ServerTest, UncertaintyMap_DownloadedAsRecordedByThePrediction) {
+  start();
+  auto anna = login("anna", kAnnotatorPassword);
+  auto c = client();
+  json detail = parse(c.Get(case_path(), bearer(anna)));
+  EXPECT_EQ(detail["has_uncertainty"], true);
+  EXPECT_DOUBLE_EQ(detail["uncertainty"].get<double>(), 0.25);
+  EXPECT_DOUBLE_EQ(detail["al_rank"].get<double>(), 1.0);
+  json revs = parse(c.Get(case_path("/revisions"), bearer(anna)));
+  ASSERT_EQ(revs["items"].size(), 1u);
+  EXPECT_EQ(revs["items"][0]["kind"], "ai");
+  EXPECT_EQ(revs["items"][0]["model"]["name"], "test-model");
+  EXPECT_TRUE(revs["items"][0]["author"].is_null());
+  auto r = c.Get(case_path("/uncertainty"), bearer(anna));
+  ASSERT_EQ(r->status, 200);
+  fs::path p = tmp_ / "scratch" / "u.nii.gz";
+  std::ofstream(p, std::ios::binary) << r->body;
+  Volume u = io::read_image(p);
+  EXPECT_TRUE(u.geometry().same_grid(test_grid()));
+  double sum = 0;
+  for (int64_t n = 0; n < u.voxel_count(); ++n) sum += u.value(n);
+  EXPECT_DOUBLE_EQ(sum, 16 * 0.5);
+  // The other case has no prediction: 404 JSON.
+  expect_error(c.Get("/api/cases/" + std::to_string(seeded_.other_case_id) + "/uncertainty", bearer(anna)), 404,
+               "NotFound");
 }
