@@ -52,7 +52,8 @@ async function route(): Promise<void> {
   for (const fn of leaveHandlers) fn()
   leaveHandlers = []
   const hash = location.hash || '#/worklist'
-  if (!user) user = await api.me().catch(() => null)
+  // Only ask who is logged in when a session cookie pair exists (avoids a 401 on a fresh visit).
+  if (!user && /(?:^|;\s*)tl_csrf=/.test(document.cookie)) user = await api.me().catch(() => null)
   clear(root)
   if (!user || hash.startsWith('#/login')) {
     root.append(

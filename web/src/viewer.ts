@@ -4,7 +4,7 @@
 // brush, region grow and the refine actions are the server's region tools (their deltas are
 // applied locally). Undo/redo is our own journal of sparse deltas. Save uploads the working label
 // as a new revision with If-Match on the revision the edit started from.
-import { Niivue, NVImage, SLICE_TYPE, DRAG_MODE, SHOW_RENDER } from '@niivue/niivue'
+import { Niivue, NVImage, SLICE_TYPE, DRAG_MODE, SHOW_RENDER, MULTIPLANAR_TYPE } from '@niivue/niivue'
 import type { AppContext } from './main'
 import { routeStartMs } from './main'
 import { api, ApiError, findRoute, request, type CaseDetail, type Revision, type Job } from './api'
@@ -73,12 +73,13 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
     show3Dcrosshair: true,
     isRadiologicalConvention: true,
     dragAndDropEnabled: false,
-    multiplanarShowRender: SHOW_RENDER.ALWAYS,
+    multiplanarShowRender: SHOW_RENDER.NEVER,
     isColorbar: false,
     textHeight: 0.03,
     isOrientationTextVisible: true
   } as never)
   await nv.attachToCanvas(canvas)
+  nv.setMultiplanarLayout(MULTIPLANAR_TYPE.GRID)
   nv.setMouseEventConfig({
     leftButton: { primary: DRAG_MODE.crosshair, withShift: DRAG_MODE.windowing, withCtrl: DRAG_MODE.pan },
     rightButton: DRAG_MODE.windowing,
@@ -92,9 +93,16 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
     }
   })
 
+  const tFetch = performance.now()
   const imageBuf = await api.image(caseId)
+  const fetchMs = performance.now() - tFetch
   const imageHeader = (await gunzipHead(imageBuf)).slice(0, 348)
+  const tParse = performance.now()
   const image = await NVImage.loadFromUrl({ url: 'image.nii.gz', name: `case-${caseId}.nii.gz`, buffer: imageBuf, colormap: 'gray' } as never)
+  const parseMs = performance.now() - tParse
+  const headerDims = [1, 2, 3].map((d) => new DataView(imageHeader.buffer).getInt16(40 + 2 * d, true))
+  nv.setSliceType(headerDims[2] === 1 ? SLICE_TYPE.AXIAL : SLICE_TYPE.MULTIPLANAR)
+  const tGpu = performance.now()
   nv.addVolume(image)
   const back = nv.volumes[0]
   const map = new IndexMap({
@@ -106,14 +114,14 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
     permRAS: back.permRAS as number[]
   })
   const is2D = map.dims[2] === 1
-  nv.setSliceType(is2D ? SLICE_TYPE.AXIAL : SLICE_TYPE.MULTIPLANAR)
   const autoRange = { min: back.cal_min ?? 0, max: back.cal_max ?? 1 }
   nv.createEmptyDrawing()
   nv.setDrawOpacity(0.55)
   await nextFrame()
   const firstRenderMs = performance.now() - t0
   statusLine.dataset.firstRenderMs = firstRenderMs.toFixed(0)
-  statusLine.textContent = `Image shown in ${firstRenderMs.toFixed(0)} ms`
+  statusLine.dataset.loadBreakdown = `download ${fetchMs.toFixed(0)} ms, decode ${parseMs.toFixed(0)} ms, upload+draw ${(performance.now() - tGpu).toFixed(0)} ms`
+  statusLine.textContent = `Image shown in ${firstRenderMs.toFixed(0)} ms (${statusLine.dataset.loadBreakdown})`
 
   // ---------- working label, AI label, uncertainty ----------
   const bitmap = (): Uint8Array => nv.drawBitmap!
@@ -137,43 +145,62 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
   }
   journal.reset(bitmap())
 
+  // The AI label and the uncertainty map are loaded the first time they are shown (each overlay
+  // costs a texture pass over the whole volume; the working label starts as the AI label anyway).
   let aiVol: NVImage | null = null
   let uncVol: NVImage | null = null
   const overlayState = {
-    ai: { on: true, opacity: 0.5 },
+    ai: { on: false, opacity: 0.5 },
     work: { on: true, opacity: 0.55 },
     unc: { on: false, opacity: 0.6 }
   }
-  if (detail.ai_revision_id !== null) {
-    const buf = await api.label(caseId, detail.ai_revision_id)
-    aiVol = await NVImage.loadFromUrl({ url: 'ai.nii.gz', name: 'ai.nii.gz', buffer: buf, colormap: 'green', opacity: 0.5, cal_min: 0.5, cal_max: 1.5 } as never)
-    nv.addVolume(aiVol)
-  }
-  if (detail.has_uncertainty) {
-    try {
-      const buf = await api.uncertainty(caseId)
-      uncVol = await NVImage.loadFromUrl({ url: 'unc.nii.gz', name: 'uncertainty.nii.gz', buffer: buf, colormap: 'warm', opacity: 0, cal_min: 0.05, cal_max: 1 } as never)
-      nv.addVolume(uncVol)
-    } catch (e) {
-      toast('Uncertainty map not available: ' + (e as Error).message, 'error')
+  let aiLoading: Promise<void> | null = null
+  let uncLoading: Promise<void> | null = null
+  function ensureOverlays(): Promise<void> {
+    const jobs: Promise<void>[] = []
+    if (overlayState.ai.on && detail.ai_revision_id !== null && !aiVol) {
+      aiLoading ??= api
+        .label(caseId, detail.ai_revision_id)
+        .then((buf) => NVImage.loadFromUrl({ url: 'ai.nii.gz', name: 'ai.nii.gz', buffer: buf, colormap: 'green', opacity: 0, cal_min: 0.5, cal_max: 1.5 } as never))
+        .then((v) => {
+          aiVol = v
+          nv.addVolume(v)
+        })
+        .catch((e) => toast('AI label not available: ' + (e as Error).message, 'error'))
+      jobs.push(aiLoading)
     }
+    if (overlayState.unc.on && detail.has_uncertainty && !uncVol) {
+      uncLoading ??= api
+        .uncertainty(caseId)
+        .then((buf) => NVImage.loadFromUrl({ url: 'unc.nii.gz', name: 'uncertainty.nii.gz', buffer: buf, colormap: 'warm', opacity: 0, cal_min: 0.05, cal_max: 1 } as never))
+        .then((v) => {
+          uncVol = v
+          nv.addVolume(v)
+        })
+        .catch((e) => toast('Uncertainty map not available: ' + (e as Error).message, 'error'))
+      jobs.push(uncLoading)
+    }
+    return Promise.all(jobs).then(() => undefined)
   }
-  function applyOverlays(): void {
+  async function applyOverlays(): Promise<void> {
+    await ensureOverlays()
     if (aiVol) nv.setOpacity(nv.volumes.indexOf(aiVol), overlayState.ai.on ? overlayState.ai.opacity : 0)
     if (uncVol) nv.setOpacity(nv.volumes.indexOf(uncVol), overlayState.unc.on ? overlayState.unc.opacity : 0)
     nv.setDrawOpacity(overlayState.work.on ? overlayState.work.opacity : 0)
     nv.drawScene()
+    screen.dataset.overlays = `${aiVol && overlayState.ai.on ? 'ai ' : ''}${uncVol && overlayState.unc.on ? 'uncertainty ' : ''}${overlayState.work.on ? 'working' : ''}`
   }
-  applyOverlays()
+  void applyOverlays()
 
   // ---------- state display ----------
   let tool: Tool = 'pointer'
   let brushMm = Math.max(2, 3 * Math.min(...map.spacingNative().slice(0, 2)))
   let brush3D = false
   const range = Math.max(1, autoRange.max - autoRange.min)
-  let thrLower = autoRange.min + 0.5 * range
-  let thrUpper = autoRange.max + range
+  let thrLower = Math.round(autoRange.min + 0.5 * range)
+  let thrUpper = Math.round(autoRange.max + range)
   let growTol = Math.max(1, Math.round(0.1 * range))
+  let grow3D = false
   let channel = 0
   let viewAxis = 0 // last slice view used (0 axial, 1 coronal, 2 sagittal)
 
@@ -194,6 +221,7 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
     loadedFromRevision = null
     statusLine.textContent = `${d.name}: ${d.idx.length} voxels changed`
     updateEditInfo()
+    showCursor()
   }
 
   // ---------- tools ----------
@@ -218,6 +246,8 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
   }
   const brushSizeInput = numInput('brush-size', brushMm, 0.5, (v) => (brushMm = Math.max(0.1, v)))
   const sphereBox = h('input', { type: 'checkbox', testid: 'brush-3d' })
+  const growBox = h('input', { type: 'checkbox', testid: 'grow-3d' })
+  growBox.addEventListener('change', () => (grow3D = growBox.checked))
   sphereBox.addEventListener('change', () => (brush3D = sphereBox.checked))
   const toolOptions = h(
     'div.tool-options',
@@ -227,6 +257,7 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
     h('label', { 'data-for': 'threshold' }, 'Lower ', numInput('threshold-lower', thrLower, 1, (v) => (thrLower = v))),
     h('label', { 'data-for': 'threshold' }, 'Upper ', numInput('threshold-upper', thrUpper, 1, (v) => (thrUpper = v))),
     h('label', { 'data-for': 'grow' }, 'Tolerance ', numInput('grow-tolerance', growTol, 1, (v) => (growTol = v))),
+    h('label.check', { 'data-for': 'grow' }, growBox, ' 3D (all slices)'),
     h('p.hint', { 'data-for': 'pointer' }, 'Click: crosshair · Shift/right drag: window/level · Ctrl/middle drag: pan · wheel: slice')
   )
   left.append(
@@ -246,12 +277,18 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
   setTool('pointer')
 
   // ---------- layouts, presets, channels, overlays ----------
+  // The 3D render is the expensive part with a software GL; it is shown only when asked for.
+  const layout = (st: SLICE_TYPE, render = false) => () => {
+    nv.opts.multiplanarShowRender = render ? SHOW_RENDER.ALWAYS : SHOW_RENDER.NEVER
+    nv.setSliceType(st)
+  }
   const layouts: [string, string, () => void][] = [
-    ['Axial', '1', () => nv.setSliceType(SLICE_TYPE.AXIAL)],
-    ['Coronal', '2', () => nv.setSliceType(SLICE_TYPE.CORONAL)],
-    ['Sagittal', '3', () => nv.setSliceType(SLICE_TYPE.SAGITTAL)],
-    ['MPR + 3D', '4', () => nv.setSliceType(SLICE_TYPE.MULTIPLANAR)],
-    ['3D', '5', () => nv.setSliceType(SLICE_TYPE.RENDER)]
+    ['Axial', '1', layout(SLICE_TYPE.AXIAL)],
+    ['Coronal', '2', layout(SLICE_TYPE.CORONAL)],
+    ['Sagittal', '3', layout(SLICE_TYPE.SAGITTAL)],
+    ['MPR', '4', layout(SLICE_TYPE.MULTIPLANAR)],
+    ['MPR + 3D', '5', layout(SLICE_TYPE.MULTIPLANAR, true)],
+    ['3D', '6', layout(SLICE_TYPE.RENDER)]
   ]
   const layoutRow = h('div.seg', { testid: 'layouts' }, ...layouts.map(([n, k, f]) => h('button', { title: `${n} (${k})`, testid: 'layout-' + n.toLowerCase().replace(/[^a-z0-9]+/g, ''), onclick: f }, n)))
   const presetSel = h('select', { testid: 'wl-preset' }, ...(PRESETS[modality] ?? PRESETS.MR).map((p, n) => h('option', { value: String(n) }, p.name)))
@@ -281,19 +318,19 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
     const slider = h('input', { type: 'range', min: '0', max: '1', step: '0.05', value: String(st.opacity), testid: testid + '-opacity', disabled: !available })
     box.addEventListener('change', () => {
       st.on = box.checked
-      applyOverlays()
+      void applyOverlays()
     })
     slider.addEventListener('input', () => {
       st.opacity = Number(slider.value)
       st.on = true
       box.checked = true
-      applyOverlays()
+      void applyOverlays()
     })
     const row = h('div.overlay-row' + (available ? '' : '.unavailable'), {}, h('label.check', {}, box, ' ', h('span.swatch.' + key), label), slider)
     ;(row as unknown as { sync: () => void }).sync = () => (box.checked = st.on)
     return row
   }
-  const overlayRows = [overlayRow('work', 'Working label', 'toggle-working', true), overlayRow('ai', 'AI label', 'toggle-ai', !!aiVol), overlayRow('unc', 'Uncertainty', 'toggle-uncertainty', !!uncVol)]
+  const overlayRows = [overlayRow('work', 'Working label', 'toggle-working', true), overlayRow('ai', 'AI label', 'toggle-ai', detail.ai_revision_id !== null), overlayRow('unc', 'Uncertainty', 'toggle-uncertainty', detail.has_uncertainty)]
   const syncOverlays = () => overlayRows.forEach((r) => (r as unknown as { sync: () => void }).sync())
   let compare = false
   const compareBtn = h(
@@ -301,7 +338,7 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
     {
       testid: 'compare',
       title: 'Compare the AI label and the working label (X)',
-      disabled: !aiVol,
+      disabled: detail.ai_revision_id === null,
       onclick: () => {
         compare = !compare
         overlayState.ai.on = compare
@@ -309,7 +346,7 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
         compareBtn.classList.toggle('active', compare)
         compareBtn.textContent = compare ? 'Showing AI label' : 'Compare with AI'
         syncOverlays()
-        applyOverlays()
+        void applyOverlays()
       }
     },
     'Compare with AI'
@@ -352,7 +389,7 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
     preseg,
     jobsBox,
     h('h3', {}, 'Revisions'),
-    h('div.rev-wrap', {}, h('table.revs', {}, h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, 'kind'), h('th', {}, 'by'), h('th', {}, 'when'), h('th', {}, 'voxels'), h('th', {}, 'Dice vs AI'), h('th', {}, 'changed'))), revList))
+    h('div.rev-wrap', {}, h('table.revs', {}, h('thead', {}, h('tr', {}, h('th', {}, '#'), h('th', {}, 'kind · by'), h('th', {}, 'when'), h('th', { title: 'labelled voxels' }, 'vox'), h('th', { title: 'Dice against the AI original' }, 'Dice'), h('th', { title: 'voxels changed against the AI original' }, 'Δvox'))), revList))
   )
 
   async function refreshRevisions(): Promise<void> {
@@ -372,9 +409,8 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
           'tr' + (r.id === parentRevisionId ? '.current' : ''),
           { testid: 'revision-row', 'data-revision-id': r.id, title: `${r.kind} revision ${r.id}${r.note ? ': ' + r.note : ''}. Click to load it as the working label.`, onclick: () => void loadRevisionAsEdit(r.id) },
           h('td', {}, String(r.id)),
-          h('td', {}, h('span.badge.kind-' + r.kind, {}, r.kind)),
-          h('td', {}, who),
-          h('td', {}, fmtTime(r.created_ms)),
+          h('td', {}, h('span.badge.kind-' + r.kind, {}, r.kind), ' ', who),
+          h('td', { title: fmtTime(r.created_ms) }, fmtTime(r.created_ms).slice(5)),
           h('td.num', {}, String(r.voxel_count)),
           dice,
           changed
@@ -391,7 +427,7 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
           changed.textContent = '—'
         })
     }
-    if (!revs.length) revList.append(h('tr', {}, h('td.muted', { colspan: 7 }, 'No revisions yet.')))
+    if (!revs.length) revList.append(h('tr', {}, h('td.muted', { colspan: 6 }, 'No revisions yet.')))
   }
   async function loadRevisionAsEdit(revId: number): Promise<void> {
     const before = bitmap().slice()
@@ -619,13 +655,19 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
   window.addEventListener('mouseup', endStroke)
   ctx.onLeave(() => window.removeEventListener('mouseup', endStroke))
 
-  nv.onLocationChange = (loc: unknown) => {
-    const l = loc as { vox: number[]; axCorSag: number; values: { value: number }[] }
+  let lastLoc: { vox: number[]; axCorSag: number; values: { value: number }[] } | null = null
+  function showCursor(): void {
+    if (!lastLoc) return
+    const l = lastLoc
     const [i, j, k] = map.rasToNative(l.vox)
-    if (l.axCorSag >= 0 && l.axCorSag <= 2) viewAxis = l.axCorSag
     const v = l.values?.[0]?.value
     cursorInfo.textContent = `voxel [${i}, ${j}, ${k}] · value ${v === undefined ? '—' : +Number(v).toFixed(2)} · label ${bitmap()[map.bitmapIndex(i, j, k)]}`
     cursorInfo.dataset.voxel = `${i},${j},${k}`
+  }
+  nv.onLocationChange = (loc: unknown) => {
+    lastLoc = loc as typeof lastLoc
+    if (lastLoc!.axCorSag >= 0 && lastLoc!.axCorSag <= 2) viewAxis = lastLoc!.axCorSag
+    showCursor()
   }
 
   // ---------- server region tools ----------
@@ -682,7 +724,9 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
     })
   }
   function grow(seed: number[]): Promise<void> {
-    return runTool('Region grow', 'grow', { seed, tolerance: growTol, channel, connectivity: 'face', label_value: 1, max_voxels: 2000000 })
+    const body: Record<string, unknown> = { seed, tolerance: growTol, channel, connectivity: 'face', label_value: 1, max_voxels: 2000000 }
+    if (!grow3D && !is2D) body.slice_axis = map.nativeAxisOfView(viewAxis)
+    return runTool('Region grow', 'grow', body)
   }
   function crosshairNative(): number[] {
     return map.rasToNative(nv.frac2vox(nv.scene.crosshairPos as never) as unknown as number[])
@@ -701,6 +745,7 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
       statusLine.textContent = `Undid ${d.name}`
     }
     updateEditInfo()
+    showCursor()
   }
   function redo(): void {
     const d = journal.redo(bitmap())
@@ -709,6 +754,7 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
       statusLine.textContent = `Redid ${d.name}`
     }
     updateEditInfo()
+    showCursor()
   }
 
   // ---------- keyboard ----------
@@ -737,12 +783,12 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
     else if (k === 'ArrowDown') moveSlice(-1)
     else if (k === 'PageUp') moveSlice(10)
     else if (k === 'PageDown') moveSlice(-10)
-    else if (k >= '1' && k <= '5') layouts[Number(k) - 1][2]()
+    else if (k >= '1' && k <= '6') layouts[Number(k) - 1][2]()
     else if (k === 'u' || k === 'a' || k === 'l') {
       const key = k === 'u' ? 'unc' : k === 'a' ? 'ai' : 'work'
       overlayState[key].on = !overlayState[key].on
       syncOverlays()
-      applyOverlays()
+      void applyOverlays()
     } else if (k === 'x') compareBtn.click()
     else if (k === 'c') setChannel((channel + 1) % Math.max(1, nFrames))
     else if (k === '[') brushSizeInput.value = String((brushMm = Math.max(0.5, brushMm - 0.5)))

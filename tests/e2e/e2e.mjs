@@ -1,0 +1,425 @@
+// Browser end-to-end test of the labelling UI (issue 5): Debian's Chromium, headless, driven by
+// playwright-core, against a real `tumorlab serve` on 127.0.0.1 with a fresh data folder seeded
+// by tumorlab_e2e_seed (synthetic cases, through the real store).
+//
+//   node tests/e2e/e2e.mjs --tumorlab BIN --seed SEED_BIN --web web --out OUT_DIR
+//
+// Checks (each reported as a line; the run ends with "N passed, M failed"):
+//  login; worklist rows; open a case; brush stroke with real mouse events, undo, redo, save ->
+//  the new revision's voxels (read back through the API) are exactly the stroke's disc footprint
+//  on the drawn slice; threshold brush changes only voxels inside the intensity range; region
+//  grow changes exactly the voxels the server's grow gives for the same seed; an annotator
+//  cannot validate (button disabled, API 403); a reviewer validates; upload (when the server
+//  has an upload route). Screenshots of each screen at 1920x1080 and 1366x768 go to OUT_DIR.
+// Timings are printed, not asserted: open-to-first-slice for the 256x256x40 MR and the
+// 512x512x100 CT, and save-to-acknowledgement.
+// Exit codes: 0 all passed, 1 a check failed, 77 skipped (no Chromium / node_modules / dist).
+import { spawn, spawnSync } from 'node:child_process'
+import { createRequire } from 'node:module'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import zlib from 'node:zlib'
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), [])
+)
+const here = path.dirname(new URL(import.meta.url).pathname)
+const repo = path.resolve(here, '..', '..')
+const web = path.resolve(args.web ?? path.join(repo, 'web'))
+const out = path.resolve(args.out ?? path.join(repo, 'build', 'e2e-out'))
+const tumorlab = args.tumorlab
+const seedBin = args.seed
+const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium'
+
+function skip(why) {
+  console.log(`e2e: SKIPPED: ${why}`)
+  process.exit(77)
+}
+if (!tumorlab || !fs.existsSync(tumorlab)) skip(`tumorlab binary not found (${tumorlab}); pass --tumorlab`)
+if (!seedBin || !fs.existsSync(seedBin)) skip(`seed binary not found (${seedBin}); pass --seed`)
+if (!fs.existsSync(chromiumPath)) skip(`${chromiumPath} is missing (scripts/setup.sh installs Debian's chromium)`)
+if (!fs.existsSync(path.join(web, 'node_modules', 'playwright-core'))) skip(`${web}/node_modules is missing (run npm ci in web/, as scripts/setup.sh does)`)
+if (!fs.existsSync(path.join(web, 'dist', 'index.html'))) skip(`${web}/dist is missing (run npm run build in web/, as scripts/setup.sh does)`)
+
+const require = createRequire(path.join(web, 'package.json'))
+const { chromium } = require('playwright-core')
+
+fs.mkdirSync(out, { recursive: true })
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tumorlab-e2e-'))
+const dataDir = path.join(work, 'data')
+const ADMIN_PW = 'e2e-admin-password-1'
+const REVIEWER_PW = 'e2e-reviewer-pass-1'
+const ANNOTATOR_PW = 'e2e-annotator-pass-1'
+
+let passed = 0
+let failed = 0
+const timings = []
+function check(name, ok, detail = '') {
+  if (ok) passed++
+  else failed++
+  console.log(`e2e: ${ok ? 'PASS' : 'FAIL'}: ${name}${detail ? ' — ' + detail : ''}`)
+}
+function timing(name, ms) {
+  timings.push([name, ms])
+  console.log(`e2e: TIME: ${name}: ${Math.round(ms)} ms`)
+}
+
+// ---------- server ----------
+const seedRun = spawnSync(seedBin, [dataDir], { env: { ...process.env, E2E_REVIEWER_PASSWORD: REVIEWER_PW, E2E_ANNOTATOR_PASSWORD: ANNOTATOR_PW }, encoding: 'utf8' })
+if (seedRun.status !== 0) {
+  console.log(`e2e: FAIL: seeding the data folder: ${seedRun.stderr}`)
+  process.exit(1)
+}
+const seeded = JSON.parse(seedRun.stdout.trim().split('\n').pop())
+const portFile = path.join(work, 'url')
+const logFile = path.join(out, 'server.log')
+const server = spawn(tumorlab, ['--log-level', 'info', 'serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--port-file', portFile, '--web-dir', path.join(web, 'dist')], {
+  env: { ...process.env, TUMORLAB_ADMIN_PASSWORD: ADMIN_PW },
+  stdio: ['ignore', fs.openSync(logFile, 'w'), fs.openSync(logFile, 'a')]
+})
+let serverExited = false
+server.on('exit', () => (serverExited = true))
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+for (let i = 0; i < 600 && !fs.existsSync(portFile) && !serverExited; i++) await sleep(50)
+if (!fs.existsSync(portFile)) {
+  console.log(`e2e: FAIL: server did not start; log:\n${fs.readFileSync(logFile, 'utf8')}`)
+  process.exit(1)
+}
+const base = fs.readFileSync(portFile, 'utf8').trim()
+console.log(`e2e: server at ${base}, data ${dataDir}, output ${out}`)
+
+async function apiLogin(username, password) {
+  const r = await fetch(`${base}/api/auth/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username, password }) })
+  if (!r.ok) throw new Error(`login ${username}: ${r.status}`)
+  return (await r.json()).token
+}
+const call = async (token, method, p, body) => {
+  const r = await fetch(base + p, { method, headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined })
+  return r
+}
+const getJson = async (token, p) => {
+  const r = await call(token, 'GET', p)
+  if (!r.ok) throw new Error(`GET ${p}: ${r.status} ${await r.text()}`)
+  return r.json()
+}
+function parseNifti(buf) {
+  const b = buf[0] === 0x1f && buf[1] === 0x8b ? zlib.gunzipSync(buf) : buf
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength)
+  const dims = [1, 2, 3, 4].map((d) => Math.max(1, dv.getInt16(40 + 2 * d, true)))
+  const datatype = dv.getInt16(70, true)
+  const off = Math.round(dv.getFloat32(108, true))
+  const slope = dv.getFloat32(112, true) || 1
+  const inter = dv.getFloat32(116, true)
+  const n = dims[0] * dims[1] * dims[2] * dims[3]
+  const data = new Float32Array(n)
+  for (let p = 0; p < n; p++) {
+    let v
+    switch (datatype) {
+      case 2: v = b[off + p]; break
+      case 256: v = dv.getInt8(off + p); break
+      case 4: v = dv.getInt16(off + 2 * p, true); break
+      case 512: v = dv.getUint16(off + 2 * p, true); break
+      case 8: v = dv.getInt32(off + 4 * p, true); break
+      case 16: v = dv.getFloat32(off + 4 * p, true); break
+      default: throw new Error('datatype ' + datatype)
+    }
+    data[p] = v * slope + inter
+  }
+  return { dims, data, pixdim: [1, 2, 3].map((d) => dv.getFloat32(76 + 4 * d, true)) }
+}
+const getNifti = async (token, p) => {
+  const r = await call(token, 'GET', p)
+  if (!r.ok) throw new Error(`GET ${p}: ${r.status}`)
+  return parseNifti(new Uint8Array(await r.arrayBuffer()))
+}
+function diffLabels(a, b, dims) {
+  const changed = []
+  for (let n = 0; n < a.data.length; n++) {
+    if (a.data[n] !== b.data[n]) {
+      const i = n % dims[0]
+      const j = Math.floor(n / dims[0]) % dims[1]
+      const k = Math.floor(n / (dims[0] * dims[1]))
+      changed.push({ n, i, j, k, before: a.data[n], after: b.data[n] })
+    }
+  }
+  return changed
+}
+
+// ---------- browser ----------
+const browser = await chromium.launch({
+  executablePath: chromiumPath,
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
+})
+const consoleErrors = []
+async function newPage(width, height) {
+  const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor: 1 })
+  const page = await context.newPage()
+  page.on('pageerror', (e) => consoleErrors.push(String(e)))
+  page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()))
+  page.setDefaultTimeout(60000)
+  return page
+}
+const shot = async (page, name) => {
+  const file = path.join(out, `${name}.png`)
+  await page.screenshot({ path: file })
+  console.log(`e2e: screenshot ${file}`)
+}
+async function login(page, user, pw) {
+  await page.goto(base + '/#/login')
+  await page.getByTestId('login-username').fill(user)
+  await page.getByTestId('login-password').fill(pw)
+  await page.getByTestId('login-submit').click()
+  await page.getByTestId('worklist-row').first().waitFor()
+}
+async function openCase(page, caseId) {
+  const t = Date.now()
+  await page.locator(`[data-testid=worklist-row][data-case-id="${caseId}"]`).click()
+  const status = page.getByTestId('viewer-status')
+  await page.waitForSelector('[data-testid=viewer-status][data-first-render-ms]', { timeout: 150000 })
+  console.log(`e2e: case ${caseId} load: ${await status.getAttribute('data-load-breakdown')}`)
+  const inPage = Number(await status.getAttribute('data-first-render-ms'))
+  await page.waitForSelector('section.viewer[data-ready="1"]', { timeout: 150000 })
+  return { inPage, outside: Date.now() - t }
+}
+const canvasBox = async (page) => page.getByTestId('viewer-canvas').boundingBox()
+async function voxelUnder(page, x, y) {
+  await page.getByTestId('tool-pointer').click()
+  await page.mouse.click(x, y)
+  await page.waitForFunction(() => document.querySelector('[data-testid=cursor-info]')?.dataset.voxel)
+  const info = page.getByTestId('cursor-info')
+  return { voxel: (await info.getAttribute('data-voxel')).split(',').map(Number), text: await info.textContent() }
+}
+
+const brainId = seeded.cases['DEMO-brain-1']
+const ctId = seeded.cases['DEMO-ct-1']
+let exitCode = 0
+try {
+  const annaToken = await apiLogin('anna', ANNOTATOR_PW)
+  const page = await newPage(1920, 1080)
+
+  // login + worklist
+  await page.goto(base + '/')
+  await page.getByTestId('login-username').waitFor()
+  await shot(page, '01-login-1920')
+  await login(page, 'anna', ANNOTATOR_PW)
+  const rows = await page.getByTestId('worklist-row').count()
+  check('worklist shows every seeded case after login', rows === Object.keys(seeded.cases).length, `${rows} rows`)
+  await shot(page, '02-worklist-1920')
+  await page.getByTestId('worklist-search').fill('ct')
+  const filtered = await page.getByTestId('worklist-row').count()
+  check('worklist search filters by case name', filtered === 1, `${filtered} row(s) for "ct"`)
+  await page.getByTestId('worklist-search').fill('')
+
+  // open the MR case
+  const mrOpen = await openCase(page, brainId)
+  timing('MR 256x256x40 (2 channels): open case -> first slice rendered (in page)', mrOpen.inPage)
+  timing('MR 256x256x40: click -> viewer ready with overlays and revisions', mrOpen.outside)
+  const detail = await getJson(annaToken, `/api/cases/${brainId}`)
+  check('viewer shows the case name', (await page.getByTestId('case-title').textContent()).includes('DEMO-brain-1'))
+  check('channel switch offers FLAIR and T1c', (await page.getByTestId('channel').locator('option').count()) === 2 && !(await page.getByTestId('channel').isDisabled()))
+  await page.getByTestId('toggle-uncertainty').check()
+  await page.waitForSelector('section.viewer[data-overlays*=uncertainty]')
+  check('the uncertainty heatmap loads and shows when toggled on', true)
+  await sleep(300)
+  await shot(page, '03-viewer-mpr-uncertainty-1920')
+  await page.getByTestId('toggle-uncertainty').uncheck()
+  await page.getByTestId('layout-axial').click()
+  await sleep(300)
+
+  // brush stroke with real mouse events
+  const box = await canvasBox(page)
+  const cx = box.x + box.width / 2
+  const cy = box.y + box.height / 2
+  const a = await voxelUnder(page, cx - 60, cy - 40)
+  const b = await voxelUnder(page, cx + 60, cy - 40)
+  check('pointer clicks on one axial slice report voxels on that slice', a.voxel[2] === b.voxel[2] && a.voxel[0] !== b.voxel[0], `${a.voxel} -> ${b.voxel}`)
+  const radiusMm = 3
+  await page.getByTestId('tool-brush').click()
+  await page.getByTestId('brush-size').fill(String(radiusMm))
+  await page.getByTestId('brush-size').dispatchEvent('change')
+  await page.mouse.move(cx - 60, cy - 40)
+  await page.mouse.down()
+  await page.mouse.move(cx + 60, cy - 40, { steps: 12 })
+  await page.mouse.up()
+  await page.waitForFunction(() => /Brush: \d+ voxels changed/.test(document.querySelector('[data-testid=viewer-status]')?.textContent ?? ''))
+  const brushStatus = await page.getByTestId('viewer-status').textContent()
+  await shot(page, '04-viewer-brush-1920')
+  await page.getByTestId('undo').click()
+  const afterUndo = await voxelUnder(page, cx, cy - 40)
+  check('undo removes the stroke (label 0 under it)', /label 0$/.test(afterUndo.text.trim()), afterUndo.text)
+  await page.getByTestId('redo').click()
+  const afterRedo = await voxelUnder(page, cx, cy - 40)
+  check('redo restores the stroke (label 1 under it)', /label 1$/.test(afterRedo.text.trim()), afterRedo.text)
+  await page.getByTestId('save-label').click()
+  await page.waitForSelector('[data-testid=viewer-status][data-saved-revision]')
+  const status = page.getByTestId('viewer-status')
+  const rev1 = Number(await status.getAttribute('data-saved-revision'))
+  timing('save (MR label) -> server acknowledgement', Number(await status.getAttribute('data-save-ack-ms')))
+  const revs = (await getJson(annaToken, `/api/cases/${brainId}/revisions`)).items
+  const last = revs[revs.length - 1]
+  check('save created a new manual revision whose parent is the AI revision', last.id === rev1 && last.parent_id === detail.ai_revision_id && last.kind === 'manual', JSON.stringify({ id: last.id, parent: last.parent_id, kind: last.kind }))
+  const aiLabel = await getNifti(annaToken, `/api/cases/${brainId}/revisions/${detail.ai_revision_id}/label`)
+  const l1 = await getNifti(annaToken, `/api/cases/${brainId}/revisions/${rev1}/label`)
+  const dims = l1.dims
+  const sp = l1.pixdim
+  const ch = diffLabels(aiLabel, l1, dims)
+  // Expected: every voxel of the slice within radius (mm) of the segment a->b (in-plane), set to 1.
+  const k0 = a.voxel[2]
+  const segDist = (i, j) => {
+    const [ax, ay] = [a.voxel[0] * sp[0], a.voxel[1] * sp[1]]
+    const [bx, by] = [b.voxel[0] * sp[0], b.voxel[1] * sp[1]]
+    const [px, py] = [i * sp[0], j * sp[1]]
+    const L = (bx - ax) ** 2 + (by - ay) ** 2
+    const t = L ? Math.max(0, Math.min(1, ((px - ax) * (bx - ax) + (py - ay) * (by - ay)) / L)) : 0
+    return Math.hypot(px - ax - t * (bx - ax), py - ay - t * (by - ay))
+  }
+  const offSlice = ch.filter((c) => c.k !== k0).length
+  const wrongValue = ch.filter((c) => c.after !== 1).length
+  const outside = ch.filter((c) => segDist(c.i, c.j) > radiusMm + 0.5).length
+  let missing = 0
+  for (let j = 0; j < dims[1]; j++)
+    for (let i = 0; i < dims[0]; i++) {
+      const n = i + dims[0] * (j + dims[1] * k0)
+      if (segDist(i, j) <= radiusMm - 0.5 && l1.data[n] !== 1) missing++
+    }
+  check('saved revision = AI label + the brush footprint (on slice k, value 1, within the radius of the stroke, none missing)', ch.length > 0 && offSlice === 0 && wrongValue === 0 && outside === 0 && missing === 0, `${ch.length} changed, off-slice ${offSlice}, wrong value ${wrongValue}, outside ${outside}, missing ${missing}; UI said "${brushStatus}"`)
+
+  // threshold brush: only voxels within [lower, upper] of channel 0 change
+  const img = await getNifti(annaToken, `/api/cases/${brainId}/image`)
+  const lower = 40
+  const upper = 75
+  await page.getByTestId('tool-threshold').click()
+  await page.getByTestId('threshold-lower').fill(String(lower))
+  await page.getByTestId('threshold-lower').dispatchEvent('change')
+  await page.getByTestId('threshold-upper').fill(String(upper))
+  await page.getByTestId('threshold-upper').dispatchEvent('change')
+  await page.getByTestId('brush-size').fill('5')
+  await page.getByTestId('brush-size').dispatchEvent('change')
+  await page.mouse.move(cx - 80, cy + 50)
+  await page.mouse.down()
+  await page.mouse.move(cx + 80, cy + 50, { steps: 12 })
+  await page.mouse.up()
+  await page.waitForFunction(() => document.querySelector('[data-testid=viewer-status]')?.dataset.lastTool === 'threshold_brush')
+  const thrChanged = Number(await status.getAttribute('data-last-tool-changed'))
+  await page.getByTestId('save-label').click()
+  await page.waitForFunction((r) => Number(document.querySelector('[data-testid=viewer-status]')?.dataset.savedRevision) > r, rev1)
+  const rev2 = Number(await status.getAttribute('data-saved-revision'))
+  const l2 = await getNifti(annaToken, `/api/cases/${brainId}/revisions/${rev2}/label`)
+  const ch2 = diffLabels(l1, l2, dims)
+  const outOfRange = ch2.filter((c) => img.data[c.n] < lower || img.data[c.n] > upper).length
+  check('threshold brush changed only voxels inside the intensity range, to label 1', ch2.length > 0 && outOfRange === 0 && ch2.every((c) => c.after === 1), `${ch2.length} changed (server reported ${thrChanged}), ${outOfRange} out of range`)
+  check('threshold brush: the saved change equals what the server tool reported', ch2.length === thrChanged)
+  const rev2Meta = (await getJson(annaToken, `/api/cases/${brainId}/revisions`)).items.find((r) => r.id === rev2)
+  check('a save after server tools is a "refined" revision', rev2Meta?.kind === 'refined', rev2Meta?.kind)
+
+  // region grow: exactly the server's grow from the same seed on the same label
+  const seedPt = await voxelUnder(page, cx + 30, cy + 120)
+  const tol = 6
+  await page.getByTestId('tool-grow').click()
+  await page.getByTestId('grow-tolerance').fill(String(tol))
+  await page.getByTestId('grow-tolerance').dispatchEvent('change')
+  await page.mouse.click(cx + 30, cy + 120)
+  await page.waitForFunction(() => document.querySelector('[data-testid=viewer-status]')?.dataset.lastTool === 'grow')
+  await shot(page, '05-viewer-tools-1920')
+  await page.getByTestId('save-label').click()
+  await page.waitForFunction((r) => Number(document.querySelector('[data-testid=viewer-status]')?.dataset.savedRevision) > r, rev2)
+  const rev3 = Number(await status.getAttribute('data-saved-revision'))
+  const l3 = await getNifti(annaToken, `/api/cases/${brainId}/revisions/${rev3}/label`)
+  const expected = await (await call(annaToken, 'POST', `/api/cases/${brainId}/tools/grow`, { revision_id: rev2, seed: seedPt.voxel, tolerance: tol, channel: 0, connectivity: 'face', label_value: 1, max_voxels: 2000000, slice_axis: 2, return_label: true })).json()
+  const expLabel = parseNifti(new Uint8Array(Buffer.from(expected.label, 'base64')))
+  const mismatch = diffLabels(expLabel, l3, dims).length
+  const ch3 = diffLabels(l2, l3, dims)
+  check('region grow (in the slice) in the browser changed exactly the voxels of the server grow from that seed', ch3.length > 0 && mismatch === 0 && ch3.length === expected.changed_voxels, `${ch3.length} changed, server ${expected.changed_voxels}, mismatching voxels ${mismatch}, seed ${seedPt.voxel}`)
+
+  // revision history, help
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid=revision-row]').length >= n, 4)
+  check('revision history lists the AI revision and the three saves', (await page.getByTestId('revision-row').count()) === 4)
+  await page.keyboard.press('?')
+  await page.getByTestId('help-overlay').waitFor()
+  await shot(page, '06-help-1920')
+  await page.keyboard.press('Escape')
+
+  // annotator cannot validate; submit works
+  check('validate button is disabled for an annotator', await page.getByTestId('validate-case').isDisabled())
+  const denied = await call(annaToken, 'POST', `/api/cases/${brainId}/status`, { status: 'validated' })
+  check('the API refuses validation by an annotator (403)', denied.status === 403, `status ${denied.status}`)
+  await page.getByTestId('submit-case').click()
+  await page.waitForFunction(() => document.querySelector('[data-testid=case-status]')?.textContent === 'submitted')
+  check('annotator submits the case', (await getJson(annaToken, `/api/cases/${brainId}`)).status === 'submitted')
+
+  // dashboard
+  await page.goto(base + '/#/dashboard')
+  await page.getByTestId('chart-status').waitFor()
+  await sleep(500)
+  await shot(page, '08-dashboard-1920')
+  check('dashboard shows the status and Dice charts', (await page.locator('[data-testid=chart-status] canvas, [data-testid=chart-dice] canvas').count()) === 2)
+
+  // upload
+  await page.goto(base + '/#/upload')
+  await page.getByTestId('upload-dropzone').waitFor()
+  if (await page.getByTestId('upload-unavailable').count()) {
+    console.log('e2e: NOTE: the server has no upload route yet; upload check not run')
+    await shot(page, '09-upload-1920')
+  } else {
+    const demoDir = path.join(work, 'demo')
+    spawnSync(tumorlab, ['demo-data', demoDir], { encoding: 'utf8' })
+    const nii = fs.readdirSync(path.join(demoDir, 'Dataset901_DEMO_BrainMR', 'imagesTr')).filter((f) => f.endsWith('_0000.nii.gz'))[0]
+    await page.getByTestId('upload-input').setInputFiles(path.join(demoDir, 'Dataset901_DEMO_BrainMR', 'imagesTr', nii))
+    await page.getByTestId('upload-case-link').first().waitFor({ timeout: 120000 })
+    await shot(page, '09-upload-1920')
+    const newId = Number(await page.getByTestId('upload-case-link').first().getAttribute('data-case-id'))
+    await page.getByTestId('upload-case-link').first().click()
+    await page.waitForSelector('section.viewer[data-ready="1"]')
+    check('an uploaded NIfTI opens in the viewer', (await getJson(annaToken, `/api/cases/${newId}`)).id === newId)
+  }
+
+  // reviewer validates, at 1366x768
+  const small = await newPage(1366, 768)
+  await small.goto(base + '/')
+  await small.getByTestId('login-username').waitFor()
+  await shot(small, '10-login-1366')
+  await login(small, 'rita', REVIEWER_PW)
+  await shot(small, '11-worklist-1366')
+  await openCase(small, brainId)
+  await shot(small, '12-viewer-1366')
+  check('validate button is enabled for a reviewer', !(await small.getByTestId('validate-case').isDisabled()))
+  await small.getByTestId('validate-case').click()
+  await small.waitForFunction(() => document.querySelector('[data-testid=case-status]')?.textContent === 'validated')
+  check('reviewer validates the submitted case', (await getJson(annaToken, `/api/cases/${brainId}`)).status === 'validated')
+  await small.goto(base + '/#/dashboard')
+  await small.getByTestId('chart-status').waitFor()
+  await sleep(500)
+  await shot(small, '13-dashboard-1366')
+
+  // CT load time (last: with a software GL on a busy machine it can take minutes)
+  try {
+    await small.goto(base + '/#/worklist')
+    await small.getByTestId('worklist-row').first().waitFor()
+    const ctOpen = await openCase(small, ctId)
+    timing('CT 512x512x100: open case -> first slice rendered (in page)', ctOpen.inPage)
+    timing('CT 512x512x100: click -> viewer ready with revisions', ctOpen.outside)
+    await small.getByTestId('wl-preset').selectOption({ label: 'Lung' })
+    await sleep(500)
+    await shot(small, '14-viewer-ct-lung-1366')
+  } catch (e) {
+    console.log(`e2e: NOTE: CT 512x512x100 load not measured: ${String(e).split('\n')[0]}`)
+  }
+
+  const ident = consoleErrors.filter((e) => !/favicon|WebGL|GPU stall|GL Driver/i.test(e))
+  check('no uncaught page errors', ident.length === 0, ident.slice(0, 5).join(' | '))
+} catch (e) {
+  failed++
+  console.log(`e2e: FAIL: ${e.stack ?? e}`)
+} finally {
+  await browser.close().catch(() => undefined)
+  server.kill('SIGTERM')
+  for (let i = 0; i < 100 && !serverExited; i++) await sleep(50)
+  if (!serverExited) server.kill('SIGKILL')
+  fs.rmSync(work, { recursive: true, force: true })
+  fs.writeFileSync(path.join(out, 'timings.json'), JSON.stringify(Object.fromEntries(timings), null, 2))
+}
+console.log(`e2e: ${passed} passed, ${failed} failed`)
+exitCode = failed ? 1 : 0
+process.exit(exitCode)
