@@ -448,15 +448,22 @@ json save_revision(Lab& lab, const Actor& actor, const SaveRevisionRequest& req)
   nr.voxel_count = label.count_nonzero();
   nr.volume_ml = static_cast<double>(nr.voxel_count) * grid.voxel_volume_ml();
   nr.note = req.note;
-  auto rev = st.save_revision(nr, bytes, audit(actor, "save", c.id, {{"kind", req.kind}, {"voxels", nr.voxel_count}}));
-
-  // Saving starts (or resumes) work on the case; the time spent is added.
-  st.write([&](store::WriteTxn& t) {
+  // The label file is durable before the row exists; the row, its audit entry, the status
+  // change and the editing time commit together (one transaction, one fsync of the database).
+  const store::StoredFile file = st.put_label_bytes(bytes);
+  nr.sha256 = file.sha256;
+  auto rev = st.write([&](store::WriteTxn& t) {
+    auto r = t.add_revision(nr);
+    t.append_audit(
+        audit(actor, "save", c.id,
+              {{"kind", req.kind}, {"voxels", nr.voxel_count}, {"revision_id", r.id}, {"sha256", r.sha256}}));
+    // Saving starts (or resumes) work on the case; the time spent is added.
     auto now = t.get_case(c.id);
     if (now.status == store::CaseStatus::New || now.status == store::CaseStatus::Presegmented ||
         now.status == store::CaseStatus::Rejected)
       t.set_case_status(c.id, store::CaseStatus::InProgress, actor.user_id, "saved a revision");
     if (req.editing_seconds > 0) t.add_editing_seconds(c.id, req.editing_seconds);
+    return r;
   });
   return revision_json(rev, usernames(lab));
 }

@@ -1,6 +1,7 @@
 #include "tumorlab/app/lab.h"
 
 #include <map>
+#include <memory>
 #include <mutex>
 
 #include "tumorlab/core/error.h"
@@ -16,6 +17,7 @@ struct Lab::Impl {
   LabOpened opened;
   std::mutex mutex;
   std::map<std::int64_t, Geometry> geometries;
+  std::map<std::int64_t, std::shared_ptr<std::mutex>> loading;
   Impl(fs::path d, store::Store s) : data_dir(std::move(d)), store(std::move(s)) {}
 };
 
@@ -63,6 +65,18 @@ fs::path Lab::scratch_dir() const {
 }
 
 Geometry Lab::image_geometry(std::int64_t image_id) {
+  // One reader per image (the others wait for its result): reading a large image is the slow
+  // part, and many clients often save on the same case at once.
+  std::shared_ptr<std::mutex> gate;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    auto it = impl_->geometries.find(image_id);
+    if (it != impl_->geometries.end()) return it->second;
+    auto& g = impl_->loading[image_id];
+    if (!g) g = std::make_shared<std::mutex>();
+    gate = g;
+  }
+  std::lock_guard<std::mutex> one_reader(*gate);
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     auto it = impl_->geometries.find(image_id);

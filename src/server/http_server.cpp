@@ -383,6 +383,11 @@ HttpServer::HttpServer(ServerOptions options, const Router& router, SessionResol
   d.http->new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
   d.http->set_payload_max_length(static_cast<std::size_t>(d.options.max_upload_bytes));
   d.http->set_keep_alive_timeout(2);
+  // httplib closes a keep-alive connection after this many requests (default 5); with its short
+  // listen backlog, reconnect storms under many clients cost 1 s SYN retransmits.
+  d.http->set_keep_alive_max_count(1000);
+  // Small JSON answers must not wait for the client's delayed ACK (Nagle: +40 ms per request).
+  d.http->set_tcp_nodelay(true);
   d.http->set_read_timeout(30);
   d.http->set_write_timeout(30);
   d.list_static_files();
