@@ -20,6 +20,8 @@ export class IndexMap {
   private flipOfRas = [false, false, false]
   private rasAxisOfNative = [0, 1, 2]
   private readonly dr: number[]
+  // Contribution of native index i / j / k to the bitmap index (bitmap = ox[i] + oy[j] + oz[k]).
+  private readonly offsets: Int32Array[]
 
   constructor(private g: NativeGeometry) {
     const [nx, ny] = g.dims
@@ -42,6 +44,14 @@ export class IndexMap {
     }
     this.dr = [g.dimsRAS[1], g.dimsRAS[2], g.dimsRAS[3]]
     this.n = g.dims[0] * g.dims[1] * g.dims[2]
+    const rasStride = [1, this.dr[0], this.dr[0] * this.dr[1]]
+    this.offsets = [0, 1, 2].map((a) => {
+      const r = this.rasAxisOfNative[a]
+      const n = g.dims[a]
+      const t = new Int32Array(n)
+      for (let c = 0; c < n; c++) t[c] = (this.flipOfRas[r] ? n - 1 - c : c) * rasStride[r]
+      return t
+    })
   }
 
   get dims(): [number, number, number] {
@@ -76,8 +86,7 @@ export class IndexMap {
   }
   // Index into NiiVue's drawing bitmap of native voxel (i, j, k).
   bitmapIndex(i: number, j: number, k: number): number {
-    const [x, y, z] = this.nativeToRas(i, j, k)
-    return x + this.dr[0] * (y + this.dr[1] * z)
+    return this.offsets[0][i] + this.offsets[1][j] + this.offsets[2][k]
   }
   bitmapToNative(b: number): [number, number, number] {
     const x = b % this.dr[0]
@@ -89,19 +98,25 @@ export class IndexMap {
   toNative(bitmap: Uint8Array): Uint8Array {
     const out = new Uint8Array(this.n)
     const [nx, ny, nz] = this.g.dims
+    const [ox, oy, oz] = this.offsets
     let n = 0
     for (let k = 0; k < nz; k++)
-      for (let j = 0; j < ny; j++)
-        for (let i = 0; i < nx; i++) out[n++] = bitmap[this.bitmapIndex(i, j, k)]
+      for (let j = 0; j < ny; j++) {
+        const base = oy[j] + oz[k]
+        for (let i = 0; i < nx; i++) out[n++] = bitmap[base + ox[i]]
+      }
     return out
   }
   // RAS-order bitmap from a native-order label.
   fromNative(native: ArrayLike<number>, out: Uint8Array): void {
     const [nx, ny, nz] = this.g.dims
+    const [ox, oy, oz] = this.offsets
     let n = 0
     for (let k = 0; k < nz; k++)
-      for (let j = 0; j < ny; j++)
-        for (let i = 0; i < nx; i++) out[this.bitmapIndex(i, j, k)] = native[n++]
+      for (let j = 0; j < ny; j++) {
+        const base = oy[j] + oz[k]
+        for (let i = 0; i < nx; i++) out[base + ox[i]] = native[n++]
+      }
   }
 }
 
@@ -269,6 +284,7 @@ export function niftiVoxels(nii: Uint8Array): { dims: number[]; data: Uint8Array
   const datatype = dv.getInt16(70, le)
   const off = Math.round(dv.getFloat32(108, le))
   const n = dims[0] * dims[1] * dims[2]
+  if (datatype === 2) return { dims, data: nii.slice(off, off + n) }
   const out = new Uint8Array(n)
   const bpv: Record<number, number> = { 2: 1, 256: 1, 4: 2, 512: 2, 8: 4, 768: 4, 16: 4 }
   const size = bpv[datatype] ?? 1
