@@ -173,9 +173,9 @@ async function login(page, user, pw) {
   await page.getByTestId('login-submit').click()
   await page.getByTestId('worklist-row').first().waitFor()
 }
-async function openCase(page, caseId) {
+async function openCase(page, caseId, via = null) {
   const t = Date.now()
-  await page.locator(`[data-testid=worklist-row][data-case-id="${caseId}"]`).click()
+  await (via ?? page.locator(`[data-testid=worklist-row][data-case-id="${caseId}"]`)).click()
   const status = page.getByTestId('viewer-status')
   await page.waitForSelector('[data-testid=viewer-status][data-first-render-ms]', { timeout: 150000 })
   console.log(`e2e: case ${caseId} load: ${await status.getAttribute('data-load-breakdown')}`)
@@ -212,8 +212,9 @@ try {
   check('worklist search filters by case name', filtered === 1, `${filtered} row(s) for "ct"`)
   await page.getByTestId('worklist-search').fill('')
 
-  // open the MR case
-  const mrOpen = await openCase(page, brainId)
+  // open the MR case with "next case" (it has the best active-learning rank)
+  const mrOpen = await openCase(page, brainId, page.getByTestId('next-case'))
+  check('"next case" opens the case with the best active-learning rank', page.url().endsWith(`#/case/${brainId}`), page.url())
   timing('MR 256x256x40 (2 channels): open case -> first slice rendered (in page)', mrOpen.inPage)
   timing('MR 256x256x40: click -> viewer ready with overlays and revisions', mrOpen.outside)
   const detail = await getJson(annaToken, `/api/cases/${brainId}`)
@@ -393,6 +394,14 @@ try {
   await sleep(500)
   await shot(small, '13-dashboard-1366')
 
+  // PET MIP (2D): inverted grayscale by default
+  await small.goto(base + '/#/worklist')
+  await small.getByTestId('worklist-row').first().waitFor()
+  const petOpen = await openCase(small, Object.entries(seeded.cases).find(([n]) => n.startsWith('DEMO-pet'))[1])
+  timing('PET MIP 400x600 (2D): open case -> first slice rendered (in page)', petOpen.inPage)
+  check('PET opens with the inverted grayscale preset', (await small.getByTestId('wl-preset').locator('option:checked').textContent()) === 'PET inverted')
+  await shot(small, '14-viewer-pet-1366')
+
   // CT load time (last: with a software GL on a busy machine it can take minutes)
   try {
     await small.goto(base + '/#/worklist')
@@ -402,7 +411,7 @@ try {
     timing('CT 512x512x100: click -> viewer ready with revisions', ctOpen.outside)
     await small.getByTestId('wl-preset').selectOption({ label: 'Lung' })
     await sleep(500)
-    await shot(small, '14-viewer-ct-lung-1366')
+    await shot(small, '15-viewer-ct-lung-1366')
   } catch (e) {
     console.log(`e2e: NOTE: CT 512x512x100 load not measured: ${String(e).split('\n')[0]}`)
   }

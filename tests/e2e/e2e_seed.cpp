@@ -4,7 +4,7 @@
 //  - DEMO-brain-1: 256x256x40 MR, channels FLAIR + T1c (imaging's brain phantom), with an "AI"
 //    revision and an uncertainty map, presegmented, highest active-learning priority;
 //  - DEMO-brain-2: the same kind of phantom (other seed), no label yet (status new);
-//  - DEMO-pet-1: a 400x600 PET MIP (2D), with an AI revision;
+//  - DEMO-pet-3: a 400x600 PET MIP (2D), with an AI revision;
 //  - DEMO-ct-1: a 512x512x100 CT-like volume (body, lungs, spine, one lesion), with an AI
 //    revision, for the load-time measurement.
 // The "AI" revisions are the phantoms' own lesion masks, altered on purpose (a few slices

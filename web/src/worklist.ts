@@ -66,7 +66,7 @@ export async function renderWorklist(ctx: AppContext): Promise<void> {
       const modality = c.modality ?? c.image?.modality ?? '—'
       tbody.append(
         h(
-          'tr.row',
+          'tr.case-row',
           { testid: 'worklist-row', 'data-case-id': c.id, tabindex: 0, onclick: () => (location.hash = `#/case/${c.id}`), onkeydown: (e: Event) => (e as KeyboardEvent).key === 'Enter' && (location.hash = `#/case/${c.id}`) },
           h('td', {}, h('span.case-name', {}, c.name), c.demo ? h('span.badge.demo', { title: 'synthetic demo data' }, 'demo') : null),
           h('td', {}, modality),
