@@ -174,6 +174,17 @@ std::string csv_field(const std::string& s) {
   return q + "\"";
 }
 
+json timings_json(const CaseResult& r) {
+  return {{"read_seconds", r.read_seconds},
+          {"preprocess_seconds", r.preprocess_seconds},
+          {"infer_seconds", r.infer_seconds},
+          {"resample_seconds", r.resample_seconds},
+          {"postprocess_seconds", r.postprocess_seconds},
+          {"write_seconds", r.write_seconds},
+          {"seconds", r.seconds},
+          {"model_load_seconds", r.model_load_seconds}};
+}
+
 }  // namespace
 
 fs::path resolve_model(const std::string& model) {
@@ -224,7 +235,10 @@ imaging::Box parse_roi(const std::string& text) {
 std::vector<CaseResult> predict(const PredictRequest& request,
                                 const std::function<void(const CaseResult&, int, int)>& on_case) {
   const fs::path bundle = resolve_model(request.model);
+  const auto load_start = std::chrono::steady_clock::now();
   const model::Predictor predictor = model::Predictor::load(bundle);
+  const double model_load_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
   const int channels = static_cast<int>(predictor.plans().channels.size());
   const std::vector<CaseInput> cases = collect_cases(request.inputs, channels);
 
@@ -245,7 +259,9 @@ std::vector<CaseResult> predict(const PredictRequest& request,
     const auto t0 = std::chrono::steady_clock::now();
     options.source = "case '" + c.id + "'";
     const Volume image = read_case(c);
+    const auto t_read = std::chrono::steady_clock::now();
     const model::Prediction p = predictor.predict(image, options);
+    const auto t_predict = std::chrono::steady_clock::now();
     CaseResult r;
     r.id = c.id;
     r.label_file = request.output / (c.id + (c.png ? ".png" : ".nii.gz"));
@@ -258,11 +274,34 @@ std::vector<CaseResult> predict(const PredictRequest& request,
     r.foreground_voxels = p.foreground_voxels;
     r.volume_ml = p.foreground_ml;
     r.predict_seconds = p.seconds;
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto t_end = std::chrono::steady_clock::now();
+    r.seconds = std::chrono::duration<double>(t_end - t0).count();
+    r.read_seconds = std::chrono::duration<double>(t_read - t0).count();
+    r.preprocess_seconds = p.preprocess_seconds;
+    r.infer_seconds = p.infer_seconds;
+    r.resample_seconds = p.resample_seconds;
+    r.postprocess_seconds = p.postprocess_seconds;
+    r.write_seconds = std::chrono::duration<double>(t_end - t_predict).count();
+    r.model_load_seconds = model_load_seconds;
     results.push_back(r);
     if (on_case) on_case(r, static_cast<int>(results.size()), static_cast<int>(cases.size()));
   }
 
+  if (!request.timings_file.empty()) {
+    json t;
+    t["model"] = predictor.name();
+    t["model_load_seconds"] = model_load_seconds;
+    t["threads"] = request.threads;
+    t["bf16"] = request.bf16;
+    t["tta"] = request.tta;
+    t["cases"] = json::array();
+    for (const auto& r : results) {
+      json c = timings_json(r);
+      c["case"] = r.id;
+      t["cases"].push_back(c);
+    }
+    write_text(request.timings_file, t.dump(2) + "\n");
+  }
   if (request.uncertainty) {
     std::vector<CaseResult> ranked = results;
     std::stable_sort(ranked.begin(), ranked.end(), [](const CaseResult& a, const CaseResult& b) { return a.score > b.score; });
@@ -282,6 +321,7 @@ std::vector<CaseResult> predict(const PredictRequest& request,
                             {"foreground_voxels", r.foreground_voxels},
                             {"volume_ml", r.volume_ml},
                             {"seconds", r.seconds},
+                            {"timings", timings_json(r)},
                             {"label", r.label_file.filename().string()},
                             {"uncertainty", r.uncertainty_file.filename().string()}});
       csv += csv_field(r.id) + "," + fixed(r.score, 6) + "," + std::to_string(r.foreground_voxels) + "," +

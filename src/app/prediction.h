@@ -32,6 +32,7 @@ struct PredictRequest {
   std::optional<imaging::Box> roi;            // voxels of the input grid, end exclusive
   int threads = 0;                            // 0: all cores
   double overlap = -1;                        // < 0: the plans' value
+  std::filesystem::path timings_file;         // optional: per-case timings as JSON (bench/model_bench.py)
 };
 
 struct CaseResult {
@@ -43,6 +44,17 @@ struct CaseResult {
   double volume_ml = 0;
   double seconds = 0;                         // read + predict + write
   double predict_seconds = 0;                 // the network part (Predictor::predict)
+  // Parts of `seconds` (benchmarks): reading the image; Predictor::predict's preprocess, infer
+  // (sliding window), resample (back to the input grid), postprocess (small lesions, uncertainty);
+  // writing the label (and uncertainty map). model_load_seconds: loading the bundle, once per run
+  // (the same value on every case, not part of `seconds`).
+  double read_seconds = 0;
+  double preprocess_seconds = 0;
+  double infer_seconds = 0;
+  double resample_seconds = 0;
+  double postprocess_seconds = 0;
+  double write_seconds = 0;
+  double model_load_seconds = 0;
 };
 
 // A model argument as a bundle folder: an existing folder as given; otherwise a name looked up

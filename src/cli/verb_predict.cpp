@@ -9,7 +9,7 @@ namespace tumorlab::cli {
 
 Run add_predict(CLI::App& app) {
   struct Args {
-    std::string model, output, roi;
+    std::string model, output, roi, timings;
     std::vector<std::string> inputs;
     bool uncertainty = false, tta = false, bf16 = false;
     int threads = 0;
@@ -36,6 +36,9 @@ Run add_predict(CLI::App& app) {
   app.add_option("--threads", args->threads, "LibTorch threads (0: all cores)")->capture_default_str();
   app.add_option("--overlap", args->overlap, "Sliding-window overlap in [0, 1) (default: the plans' value)");
   app.add_flag("--bf16", args->bf16, "bfloat16 autocast for the network: faster on CPUs with AVX-512 BF16, less exact");
+  app.add_option("--timings", args->timings,
+                 "Write per-case timings (read, preprocess, infer, resample, postprocess, write, model load; "
+                 "seconds) to this JSON file");
   return [args] {
     app::PredictRequest r;
     r.model = args->model;
@@ -46,6 +49,7 @@ Run add_predict(CLI::App& app) {
     r.bf16 = args->bf16;
     r.threads = args->threads;
     r.overlap = args->overlap;
+    r.timings_file = args->timings;
     if (!args->roi.empty()) r.roi = app::parse_roi(args->roi);
     app::predict(r, [&](const app::CaseResult& c, int done, int total) {
       std::ostringstream line;

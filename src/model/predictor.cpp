@@ -22,6 +22,7 @@
 #include "tumorlab/model/bundle.h"
 #include "tumorlab/model/preprocess.h"
 #include "tumorlab/model/sliding_window.h"
+#include "tumorlab/model/tensor_memory.h"
 
 namespace fs = std::filesystem;
 
@@ -45,6 +46,7 @@ std::string shape_string(const std::vector<int64_t>& v) {
 }
 
 void configure_threads(int threads) {
+  install_tensor_memory();  // huge pages + reuse of large blocks (tensor_memory.h)
   const int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (at::get_num_threads() != n) at::set_num_threads(n);
   static std::once_flag once;
@@ -228,7 +230,7 @@ torch::Tensor sliding_window(UNet& net, const torch::Tensor& image_in, const Win
       for (int s = 0; s < samples; ++s) {
         torch::Tensor p = torch::softmax(forward_logits(net, xv).to(torch::kFloat32), 1);
         if (!v.empty()) p = p.flip(v);
-        mean = mean.defined() ? mean.add_(p) : p.clone();
+        mean = mean.defined() ? mean.add_(p) : p;  // p is a fresh tensor: no copy needed
       }
     }
     if (passes > 1) mean.div_(passes);
@@ -236,7 +238,7 @@ torch::Tensor sliding_window(UNet& net, const torch::Tensor& image_in, const Win
       const auto& s = windows[w];
       const int64_t b = static_cast<int64_t>(w - first);
       probs.slice(1, s[0], s[0] + patch[0]).slice(2, s[1], s[1] + patch[1]).slice(3, s[2], s[2] + patch[2])
-          .add_(mean[b] * gauss);
+          .addcmul_(mean[b], gauss);  // in place, no (K, patch) temporary
       weight.slice(0, s[0], s[0] + patch[0]).slice(1, s[1], s[1] + patch[1]).slice(2, s[2], s[2] + patch[2])
           .add_(gauss);
     }
@@ -308,6 +310,8 @@ UNet load_bundle_network(const fs::path& folder, const Plans& plans) {
   };
   for (const auto& p : net->named_parameters(true)) check(p.key(), p.value());
   for (const auto& b : net->named_buffers(true)) check(b.key(), b.value());
+  // Bundles store float16 weights (export_bundle); the network computes in float32.
+  net->to(torch::kFloat32);
   net->eval();
   return net;
 }
@@ -375,6 +379,15 @@ Prediction Predictor::predict(const Volume& image, const PredictOptions& options
 
   // Preprocess (plans), then keep only the region the ROI needs: the ROI on the network's grid
   // grown by half a patch for context, and at least one patch where the image allows.
+  using Clock = std::chrono::steady_clock;
+  auto lap = [](Clock::time_point& since) {
+    const auto now = Clock::now();
+    const double s = std::chrono::duration<double>(now - since).count();
+    since = now;
+    return s;
+  };
+  Clock::time_point mark = t0;
+  Prediction result;
   Volume pre = preprocess_image(image, plans);
   const Geometry target = pre.geometry();
   if (use_roi) {
@@ -395,6 +408,7 @@ Prediction Predictor::predict(const Volume& image, const PredictOptions& options
   }
   const Geometry region_grid = pre.geometry();
   const Size3& rs = region_grid.size;
+  result.preprocess_seconds = lap(mark);
 
   WindowOptions w;
   w.patch = plans.patch_size;
@@ -421,6 +435,7 @@ Prediction Predictor::predict(const Volume& image, const PredictOptions& options
     }
   }
   pre = Volume();
+  result.infer_seconds = lap(mark);
 
   // Back to the input grid (only the ROI's part of it).
   const Geometry out_grid = use_roi ? imaging::cropped_geometry(input_grid, roi) : input_grid;
@@ -460,6 +475,7 @@ Prediction Predictor::predict(const Volume& image, const PredictOptions& options
       lab[v] = static_cast<uint8_t>(best);
     }
   }
+  result.resample_seconds = lap(mark);
   if (plans.inference.min_lesion_ml > 0) {
     label = imaging::remove_small_components_ml(label, plans.inference.min_lesion_ml);
   }
@@ -467,7 +483,6 @@ Prediction Predictor::predict(const Volume& image, const PredictOptions& options
     label = imaging::remove_small_components(label, plans.inference.min_lesion_voxels);
   }
 
-  Prediction result;
   if (options.uncertainty) {
     Volume entropy(out_grid, PixelType::Float32);
     float* h = entropy.data<float>();
@@ -500,6 +515,7 @@ Prediction Predictor::predict(const Volume& image, const PredictOptions& options
   result.foreground_ml = static_cast<double>(result.foreground_voxels) * input_grid.voxel_volume_ml();
   result.label = std::move(label);
   result.probability = std::move(probability);
+  result.postprocess_seconds = lap(mark);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;
 }

@@ -33,6 +33,13 @@ struct Prediction {
   int64_t foreground_voxels = 0;    // label != 0 after small-lesion removal
   double foreground_ml = 0;         // foreground_voxels * voxel volume
   double seconds = 0;               // wall time of predict()
+  // Parts of `seconds` (benchmarks, scores.json): checks + inversion + resampling to the plans'
+  // spacing + normalisation; sliding window (network, TTA, Gaussian weighting); resampling the
+  // probabilities back to the input grid + threshold/argmax; small-lesion removal + uncertainty.
+  double preprocess_seconds = 0;
+  double infer_seconds = 0;
+  double resample_seconds = 0;
+  double postprocess_seconds = 0;
 };
 
 class Predictor {
