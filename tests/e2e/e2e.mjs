@@ -173,14 +173,14 @@ async function login(page, user, pw) {
   await page.getByTestId('login-submit').click()
   await page.getByTestId('worklist-row').first().waitFor()
 }
-async function openCase(page, caseId, via = null) {
+async function openCase(page, caseId, via = null, waitReady = true) {
   const t = Date.now()
   await (via ?? page.locator(`[data-testid=worklist-row][data-case-id="${caseId}"]`)).click()
   const status = page.getByTestId('viewer-status')
   await page.waitForSelector('[data-testid=viewer-status][data-first-render-ms]', { timeout: 150000 })
   console.log(`e2e: case ${caseId} load: ${await status.getAttribute('data-load-breakdown')}`)
   const inPage = Number(await status.getAttribute('data-first-render-ms'))
-  await page.waitForSelector('section.viewer[data-ready="1"]', { timeout: 150000 })
+  if (waitReady) await page.waitForSelector('section.viewer[data-ready="1"]', { timeout: 150000 })
   return { inPage, outside: Date.now() - t }
 }
 const canvasBox = async (page) => page.getByTestId('viewer-canvas').boundingBox()
@@ -399,16 +399,15 @@ try {
   await small.getByTestId('worklist-row').first().waitFor()
   const petOpen = await openCase(small, Object.entries(seeded.cases).find(([n]) => n.startsWith('DEMO-pet'))[1])
   timing('PET MIP 400x600 (2D): open case -> first slice rendered (in page)', petOpen.inPage)
-  check('PET opens with the inverted grayscale preset', (await small.getByTestId('wl-preset').locator('option:checked').textContent()) === 'PET inverted')
+  check('PET opens with the inverted grayscale preset', (await small.getByTestId('wl-preset').locator('option:checked').textContent()).startsWith('PET inverted'))
   await shot(small, '14-viewer-pet-1366')
 
   // CT load time (last: with a software GL on a busy machine it can take minutes)
   try {
     await small.goto(base + '/#/worklist')
     await small.getByTestId('worklist-row').first().waitFor()
-    const ctOpen = await openCase(small, ctId)
+    const ctOpen = await openCase(small, ctId, null, false)
     timing('CT 512x512x100: open case -> first slice rendered (in page)', ctOpen.inPage)
-    timing('CT 512x512x100: click -> viewer ready with revisions', ctOpen.outside)
     await small.getByTestId('wl-preset').selectOption({ label: 'Lung' })
     await sleep(500)
     await shot(small, '15-viewer-ct-lung-1366')

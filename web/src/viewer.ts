@@ -30,9 +30,11 @@ const PRESETS: Record<string, Preset[]> = {
     { name: 'Auto', auto: true }
   ],
   MR: [{ name: 'MR auto', auto: true }],
+  // "Inverted" describes the look (dark uptake on white); data stored already inverted (MIP PNGs
+  // of Dataset001: white background) is detected and shown the same way.
   PT: [
-    { name: 'PET inverted', auto: true, invert: true },
-    { name: 'PET', auto: true }
+    { name: 'PET inverted (dark uptake)', auto: true, invert: true },
+    { name: 'PET (bright uptake)', auto: true }
   ]
 }
 
@@ -115,6 +117,14 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
   })
   const is2D = map.dims[2] === 1
   const autoRange = { min: back.cal_min ?? 0, max: back.cal_max ?? 1 }
+  // Stored inverted when the corners of the first slice (background) are bright.
+  const storedInverted = (() => {
+    const img = back.img as ArrayLike<number> | undefined
+    const [nx, ny] = [back.hdr!.dims[1], back.hdr!.dims[2]]
+    if (!img || !nx || !ny) return false
+    const corners = [0, nx - 1, (ny - 1) * nx, ny * nx - 1].map((n) => Number(img[n]))
+    return corners.reduce((a, b) => a + b, 0) / 4 > (autoRange.min + autoRange.max) / 2
+  })()
   nv.createEmptyDrawing()
   nv.setDrawOpacity(0.55)
   await nextFrame()
@@ -296,7 +306,7 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
     const p = (PRESETS[modality] ?? PRESETS.MR)[n]
     back.cal_min = p.auto ? autoRange.min : p.min!
     back.cal_max = p.auto ? autoRange.max : p.max!
-    back.colormapInvert = !!p.invert
+    back.colormapInvert = modality === 'PT' && storedInverted ? !p.invert : !!p.invert
     nv.updateGLVolume()
   }
   presetSel.addEventListener('change', () => applyPreset(Number(presetSel.value)))
