@@ -33,8 +33,8 @@ const PRESETS: Record<string, Preset[]> = {
   // "Inverted" describes the look (dark uptake on white); data stored already inverted (MIP PNGs
   // of Dataset001: white background) is detected and shown the same way.
   PT: [
-    { name: 'PET inverted (dark uptake)', auto: true, invert: true },
-    { name: 'PET (bright uptake)', auto: true }
+    { name: 'PET inverted', auto: true, invert: true },
+    { name: 'PET normal', auto: true }
   ]
 }
 
