@@ -61,7 +61,13 @@ std::string format_epoch(const model::EpochReport& r) {
 
 TrainingOutcome run_training(const TrainingRequest& request) {
   TrainingOutcome out;
-  out.result = model::train(request.options);
+  if (request.export_only) {
+    if (request.export_folder.empty()) {
+      throw Error(ErrorCode::BadArgument, "--export-only needs --export FOLDER (where the bundle goes)");
+    }
+  } else {
+    out.result = model::train(request.options);
+  }
   if (!request.export_folder.empty() && !out.result.cancelled) {
     model::export_bundle(request.options.output, request.export_folder, request.export_which,
                          request.export_version);

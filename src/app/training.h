@@ -14,6 +14,7 @@ struct TrainingRequest {
   std::filesystem::path export_folder;  // when set: export_bundle(output, export_folder, export_which)
   std::string export_which = "best";    // "best" or "last"
   std::string export_version = "1";
+  bool export_only = false;             // skip training: export the run's existing checkpoint
 };
 
 struct TrainingOutcome {

@@ -28,7 +28,7 @@ Run add_train(CLI::App& app) {
   struct Args {
     std::string dataset, plans, output, split, budget, export_dir, export_which = "best", export_version = "1";
     int epochs = 0, iterations = 0, threads = 0, workers = 2, validation_patches = 256;
-    bool no_resume = false, bf16 = false;
+    bool no_resume = false, bf16 = false, export_only = false;
   };
   auto args = std::make_shared<Args>();
   app.add_option("dataset", args->dataset, "nnU-Net v2 raw dataset folder (dataset.json, imagesTr/, labelsTr/)")
@@ -65,6 +65,8 @@ Run add_train(CLI::App& app) {
   app.add_option("--export-checkpoint", args->export_which, "Checkpoint to export: best or last")
       ->check(CLI::IsMember({"best", "last"}))
       ->capture_default_str();
+  app.add_flag("--export-only", args->export_only,
+               "Do not train: export the run folder's checkpoint (--export-checkpoint) to --export");
   app.add_option("--model-version", args->export_version, "Version written to bundle.json")->capture_default_str();
   app.footer(
       "Validation reports nnU-Net's pseudo Dice: the global Dice over a fixed set of validation patches "
@@ -90,6 +92,12 @@ Run add_train(CLI::App& app) {
     req.export_folder = args->export_dir;
     req.export_which = args->export_which;
     req.export_version = args->export_version;
+    req.export_only = args->export_only;
+    if (req.export_only) {
+      app::run_training(req);
+      std::cout << "bundle: " << req.export_folder.string() << "\n";
+      return 0;
+    }
     const bool tty = ::isatty(2);
     o.on_load = [tty](int done, int total) {
       if (tty) std::cerr << "\rreading cases " << done << "/" << total << std::flush;

@@ -232,6 +232,35 @@ template <class T> int64_t count_non_finite_raw(const fs::path& path, const Nift
   return bad;
 }
 
+// A .nii.gz must hold a complete gzip stream with all the voxels the header declares: the NIfTI
+// library zero-fills what a truncated stream lacks without a word. Reads the whole stream (zlib
+// also checks the CRC at its end); returns an empty string when complete, else the problem.
+std::string incomplete_gzip_nifti(const fs::path& path, const NiftiRaw& h) {
+  GzFile gz(path);
+  if (!gz.get()) return "cannot open";
+  std::vector<char> chunk(1 << 20);
+  uint64_t total = 0;
+  for (;;) {
+    const int got = gzread(gz.get(), chunk.data(), static_cast<unsigned>(chunk.size()));
+    if (got < 0) {
+      int err = 0;
+      const char* msg = gzerror(gz.get(), &err);
+      return std::string("corrupt gzip data (") + (msg ? msg : "unknown") + ")";
+    }
+    if (got == 0) break;
+    total += static_cast<uint64_t>(got);
+  }
+  int err = 0;
+  gzerror(gz.get(), &err);
+  if (err != Z_OK && err != Z_STREAM_END) return "corrupt gzip data";
+  const uint64_t need = static_cast<uint64_t>(h.vox_offset) + h.voxels() * static_cast<uint64_t>(h.bitpix / 8);
+  if (total < need) {
+    return "truncated: the header declares " + std::to_string(need) + " bytes of header and voxels, the stream holds " +
+           std::to_string(total);
+  }
+  return {};
+}
+
 bool has_png_signature(const fs::path& path) {
   unsigned char sig[8] = {};
   std::ifstream in(path, std::ios::binary);
@@ -363,6 +392,10 @@ Volume read_with_itk(const fs::path& original, const ReadOptions& options) {
                         std::to_string(need) + " bytes) but the file holds only " + std::to_string(file_bytes) +
                         " bytes");
       }
+    }
+    if (h.valid && ends_with(fname, ".nii.gz")) {
+      const std::string problem = incomplete_gzip_nifti(original, h);
+      if (!problem.empty()) throw Error(ErrorCode::CorruptFile, fname + ": " + problem);
     }
     if (h.valid && h.datatype == 16 /* DT_FLOAT32 */) raw_non_finite = count_non_finite_raw<float>(original, h);
     if (h.valid && h.datatype == 64 /* DT_FLOAT64 */) raw_non_finite = count_non_finite_raw<double>(original, h);

@@ -207,7 +207,11 @@ void save_checkpoint(const fs::path& run, const std::string& name, UNet& net, to
 void load_checkpoint(const fs::path& dir, UNet& net, torch::optim::SGD* opt) {
   try {
     torch::load(net, (dir / "model.pt").string());
-    if (opt) torch::load(*opt, (dir / "optimizer.pt").string());
+    net->to(torch::kFloat32);  // a snapshot may hold float16 weights
+    // A snapshot committed between sessions (training/<name>/) carries no optimizer state: the
+    // momentum then starts from zero again, everything else (epoch, schedule, rng) resumes.
+    if (opt && fs::exists(dir / "optimizer.pt")) torch::load(*opt, (dir / "optimizer.pt").string());
+    else if (opt) log_info(dir.string() + ": no optimizer.pt; SGD momentum restarts from zero");
   } catch (const c10::Error& e) {
     throw Error(ErrorCode::CorruptFile, dir.string() + ": cannot load the checkpoint (does it match plans.json?): " +
                                             e.what_without_backtrace());
@@ -486,7 +490,19 @@ void export_bundle(const fs::path& run, const fs::path& bundle, const std::strin
     if (!ec) fs::rename(tmp, to, ec);
     if (ec) throw Error(ErrorCode::IoFailure, to.string() + ": cannot write: " + ec.message());
   };
-  copy(dir / "model.pt", bundle / kBundleWeightsFile);
+  // The bundle keeps the weights in float16: half the size in git, and the Dice measured on the
+  // held-out split (MODEL_CARD.md) is measured with exactly these weights. Loading casts to float32.
+  try {
+    UNet net(unet_config_from_plans(plans));
+    torch::load(net, (dir / "model.pt").string());
+    net->to(torch::kHalf);
+    const fs::path tmp = (bundle / kBundleWeightsFile).string() + ".tmp";
+    torch::save(net, tmp.string());
+    fs::rename(tmp, bundle / kBundleWeightsFile, ec);
+    if (ec) throw Error(ErrorCode::IoFailure, (bundle / kBundleWeightsFile).string() + ": cannot write: " + ec.message());
+  } catch (const c10::Error& e) {
+    throw Error(ErrorCode::IoFailure, (dir / "model.pt").string() + ": cannot export: " + std::string(e.what_without_backtrace()));
+  }
   save_plans(plans, bundle / kBundlePlansFile);
   if (fs::exists(run / "split.json")) copy(run / "split.json", bundle / "split.json");
   json training = {{"checkpoint", which},
@@ -497,7 +513,8 @@ void export_bundle(const fs::path& run, const fs::path& bundle, const std::strin
                    {"last_pseudo_dice", state.last_dice},
                    {"validation_metric", "pseudo Dice: global Dice over fixed validation patches (not full cases)"},
                    {"seconds", state.elapsed},
-                   {"seed", state.seed}};
+                   {"seed", state.seed},
+                   {"weights_dtype", "float16"}};
   write_bundle_metadata(make_bundle_metadata(plans, version, training), bundle);
 }
 
