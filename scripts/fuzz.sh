@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets (preset "fuzz": clang-14 + ASan + UBSan) and runs each for a
 # fixed number of runs from a fixed seed on the seed corpus the unit tests wrote
 # (build/ci/fuzz-seeds/<target>), so that a run is repeatable: what passes here passes in CI.
-# For open-ended fuzzing, run the binaries by hand without -runs (see docs in ARCHITECTURE.md).
+# For open-ended fuzzing, run build/fuzz/tests/fuzz/fuzz_<target> by hand without -runs.
 # Limits: RSS 3 GiB; single mallocs up to 4.1 GiB are let through because DCMTK allocates an
 # element's declared 32-bit length inside deflated data (untouched pages) before it notices the
 # stream is short; our own buffers are capped by TUMORLAB_MAX_VOLUME_BYTES (64 MiB here).
