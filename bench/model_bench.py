@@ -72,7 +72,7 @@ def read_nifti(path):
     slope, inter = struct.unpack_from("<2f", raw, 112)
     n = dim[0]
     shape = [max(1, d) for d in dim[1:1 + n]] + [1] * (3 - n)
-    dtype = np.dtype(NIFTI_TYPES[datatype]).neworder("<")
+    dtype = np.dtype(NIFTI_TYPES[datatype]).newbyteorder("<")
     count = int(np.prod(shape))
     a = np.frombuffer(raw, dtype=dtype, count=count, offset=vox_offset).reshape(list(reversed(shape)))
     if slope not in (0.0, 1.0) or inter != 0.0:
@@ -522,7 +522,7 @@ def run_tumorlab(args, bundle, inputs_for_reps, work, tag, threads, bf16, is_png
     return {"cases": cases, "wall": wall, "rss": rss, "model_load": t["model_load_seconds"]}
 
 
-def run_pytorch(args, bundle, channel_files, work, tag, reps, is_png, threads=2, bf16=False):
+def run_pytorch(args, bundle, channel_files, work, tag, reps, is_png, threads=2, bf16=False, passive=False):
     spec = {"bundle": str(bundle), "inputs": [str(f) for f in channel_files], "reps": reps, "threads": threads,
             "tta": args.tta, "png": is_png, "output": str(work / "out" / tag), "bf16": bf16}
     spec_path = work / "out" / f"{tag}.spec.json"
@@ -530,6 +530,9 @@ def run_pytorch(args, bundle, channel_files, work, tag, reps, is_png, threads=2,
     spec_path.write_text(json.dumps(spec))
     env = dict(os.environ)
     env.pop("OMP_NUM_THREADS", None)
+    env.pop("OMP_WAIT_POLICY", None)
+    if passive:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
     rc, so, se, wall, rss = run_measured([sys.executable, str(Path(__file__).resolve()), "_pytorch", str(spec_path)],
                                          env)
     if rc != 0:
@@ -591,11 +594,17 @@ def bench_case(args, key, title, bundle, channel_files, work, is_png, reps):
         # tensor_memory.h switched off: LibTorch's default CPU allocator (the state before it)
         configs.append(("tumorlab fp32 2 thr, dflt alloc", 2, False,
                         dict(os.environ, TUMORLAB_TENSOR_MEMORY="off")))
+    if args.omp_passive:
+        # libgomp's threads sleep at barriers instead of spinning (helps when other work shares the cores)
+        configs.append(("tumorlab fp32 2 thr, OMP passive", 2, False, dict(os.environ, OMP_WAIT_POLICY="PASSIVE")))
     for name, threads, bf16, env in configs:
         rows.append((name, run_tumorlab(args, bundle, [reps_dir], work, f"{key}_tl_{threads}_{int(bf16)}_{env is None}",
                                         threads, bf16, is_png, env)))
         print(f"    {name}: done", file=sys.stderr)
     rows.append(("pytorch fp32 2 thr", run_pytorch(args, bundle, py_files, work, f"{key}_pt", reps, is_png)))
+    if args.omp_passive:
+        rows.append(("pytorch fp32 2 thr, OMP passive", run_pytorch(args, bundle, py_files, work, f"{key}_pt_passive", reps,
+                                                                   is_png, passive=True)))
     if args.pytorch_bf16:
         rows.append(("pytorch bf16 2 thr", run_pytorch(args, bundle, py_files, work, f"{key}_pt_bf16", reps, is_png,
                                                       bf16=True)))
@@ -620,6 +629,8 @@ def main():
     ap.add_argument("--tta", action="store_true", help="mirroring TTA in every run (tumorlab --tta and PyTorch)")
     ap.add_argument("--default-allocator", action="store_true",
                     help="also run tumorlab with TUMORLAB_TENSOR_MEMORY=off (LibTorch's default CPU allocator)")
+    ap.add_argument("--omp-passive", action="store_true",
+                    help="also run tumorlab and PyTorch with OMP_WAIT_POLICY=PASSIVE (2 threads)")
     ap.add_argument("--pytorch-bf16", action="store_true", help="also time PyTorch with bf16 autocast")
     ap.add_argument("--sanity-only", action="store_true", help="only the PyTorch-mirror check, no timing")
     ap.add_argument("--work", default=None, help="scratch folder (default BUILD/model_bench)")

@@ -6,12 +6,16 @@
 #include <c10/util/Exception.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace tumorlab::model {
 namespace {
@@ -49,6 +53,7 @@ class TensorMemory final : public c10::Allocator {
     }
     const std::size_t size = round_up(n, kHugePage);
     void* p = nullptr;
+    std::vector<std::pair<std::size_t, void*>> evict;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       // Smallest cached block that fits and wastes at most a quarter (+ one huge page).
@@ -57,9 +62,21 @@ class TensorMemory final : public c10::Allocator {
         p = it->second;
         in_use_[p] = it->first;
         cached_ -= it->first;
+        in_use_bytes_ += it->first;
         free_.erase(it);
+      } else {
+        // A new mapping: first give back cached blocks so that mapped memory (in use + cached)
+        // stays within the largest amount ever in use, the default allocator's peak RSS.
+        peak_in_use_ = std::max(peak_in_use_, in_use_bytes_ + size);
+        while (!free_.empty() && in_use_bytes_ + cached_ + size > peak_in_use_) {
+          auto largest = std::prev(free_.end());
+          evict.push_back(*largest);
+          cached_ -= largest->first;
+          free_.erase(largest);
+        }
       }
     }
+    for (const auto& [bytes, block] : evict) munmap(block, bytes);
     if (p == nullptr) {
       p = map_block(size);
       if (p == nullptr) {
@@ -69,6 +86,7 @@ class TensorMemory final : public c10::Allocator {
       TORCH_CHECK(p != nullptr, "tumorlab tensor memory: cannot map ", size, " bytes");
       std::lock_guard<std::mutex> lock(mutex_);
       in_use_[p] = size;
+      in_use_bytes_ += size;
     }
     return {p, p, &TensorMemory::free_block, c10::Device(c10::DeviceType::CPU)};
   }
@@ -112,6 +130,7 @@ class TensorMemory final : public c10::Allocator {
       }
       size = it->second;
       self.in_use_.erase(it);
+      self.in_use_bytes_ -= size;
       if (self.cached_ + size <= kTensorMemoryMaxCachedBytes) {
         self.free_.emplace(size, p);
         self.cached_ += size;
@@ -126,6 +145,8 @@ class TensorMemory final : public c10::Allocator {
   mutable std::unordered_map<void*, std::size_t> in_use_;
   mutable std::multimap<std::size_t, void*> free_;
   mutable std::size_t cached_ = 0;
+  mutable std::size_t in_use_bytes_ = 0;  // large blocks handed out and not yet freed
+  mutable std::size_t peak_in_use_ = 0;   // the most in_use_bytes_ has been (incl. a request)
 };
 
 TensorMemory* TensorMemory::instance = nullptr;

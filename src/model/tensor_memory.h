@@ -11,7 +11,9 @@
 // What: blocks of at least kMinBytes come from 2 MiB-aligned anonymous mappings advised as
 // transparent huge pages (MADV_HUGEPAGE: 512x fewer faults, fewer TLB misses), and freed blocks
 // are kept (up to kMaxCachedBytes) and handed out again for requests of a similar size, so the
-// second window batch and the second case reuse memory that is already mapped. Smaller requests
+// second window batch and the second case reuse memory that is already mapped. Before mapping a
+// new block, cached blocks are unmapped (largest first) until in-use + cached + the new block is
+// no more than the largest amount ever in use: the peak RSS stays that of the default allocator. Smaller requests
 // go to LibTorch's default allocator. Memory is never zero-filled on reuse (LibTorch does not
 // expect it).
 
