@@ -443,7 +443,25 @@ Prediction Predictor::predict(const Volume& image, const PredictOptions& options
     imaging::ResampleOptions ro;
     ro.interpolation = imaging::Interpolation::Linear;
     ro.output_type = PixelType::Float32;
-    probs = imaging::resample(probs, out_grid, ro);
+    if (classes == 2) {
+      // Binary models: resample p(foreground) only, half the work (this was the one phase slower
+      // than the PyTorch run, bench/model_bench.py). p(background) = 1 - p(foreground); voxels
+      // outside the resampled field of view get 0 from the interpolator and stay background.
+      Volume foreground(region_grid, PixelType::Float32, 1);
+      std::memcpy(foreground.raw(), probs.channel_data<float>(1), foreground.size_bytes());
+      probs = Volume();
+      foreground = imaging::resample(foreground, out_grid, ro);
+      probs = Volume(out_grid, PixelType::Float32, 2);
+      const float* f = foreground.data<float>();
+      float* p0 = probs.channel_data<float>(0);
+      float* p1 = probs.channel_data<float>(1);
+      for (int64_t v = 0, n = out_grid.voxel_count(); v < n; ++v) {
+        p1[v] = f[v];
+        p0[v] = 1.0f - f[v];
+      }
+    } else {
+      probs = imaging::resample(probs, out_grid, ro);
+    }
   } else {
     probs.set_geometry(out_grid);
   }
