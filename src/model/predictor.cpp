@@ -435,6 +435,9 @@ Prediction Predictor::predict(const Volume& image, const PredictOptions& options
     }
   }
   pre = Volume();
+  // The network's cached blocks would add to the peak of what follows (resampling back, ITK
+  // buffers): give them back. Reuse across window batches, where it pays, has happened.
+  release_cached_tensor_memory();
   result.infer_seconds = lap(mark);
 
   // Back to the input grid (only the ROI's part of it).
