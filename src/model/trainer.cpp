@@ -207,11 +207,7 @@ void save_checkpoint(const fs::path& run, const std::string& name, UNet& net, to
 void load_checkpoint(const fs::path& dir, UNet& net, torch::optim::SGD* opt) {
   try {
     torch::load(net, (dir / "model.pt").string());
-    net->to(torch::kFloat32);  // a snapshot may hold float16 weights
-    // A snapshot committed between sessions (training/<name>/) carries no optimizer state: the
-    // momentum then starts from zero again, everything else (epoch, schedule, rng) resumes.
-    if (opt && fs::exists(dir / "optimizer.pt")) torch::load(*opt, (dir / "optimizer.pt").string());
-    else if (opt) log_info(dir.string() + ": no optimizer.pt; SGD momentum restarts from zero");
+    if (opt) torch::load(*opt, (dir / "optimizer.pt").string());
   } catch (const c10::Error& e) {
     throw Error(ErrorCode::CorruptFile, dir.string() + ": cannot load the checkpoint (does it match plans.json?): " +
                                             e.what_without_backtrace());

@@ -295,28 +295,17 @@ TEST(Trainer, ResumeAfterCancel_MatchesUninterruptedRun) {
   EXPECT_EQ(train(o).epochs_done, 3);
 }
 
-// A snapshot committed between sessions (scripts/train_models.sh snapshot) holds model.pt and
-// state.json only: training resumes from it (epochs go on, momentum restarts) and an exported
-// bundle (float16 weights) still loads and predicts.
-TEST(Trainer, ResumeFromSnapshotWithoutOptimizer_ContinuesAndExports) {
+// An exported bundle keeps float16 weights (about half the float32 checkpoint) and still loads
+// into a Predictor.
+TEST(Trainer, ExportBundle_Float16WeightsLoad) {
   Plans p = disc_plans();
-  p.training.epochs = 2;
+  p.training.epochs = 1;
   p.training.iterations_per_epoch = 2;
   DiscRun r(p);
-  TrainOptions o = r.options("snap");
-  o.time_budget_seconds = 1e-9;  // stops after epoch 1
-  ASSERT_EQ(train(o).epochs_done, 1);
-  ASSERT_TRUE(fs::remove(r.dir / "snap" / "last" / "optimizer.pt"));
-  o.time_budget_seconds = 0;
-  std::vector<int> epochs;
-  o.on_epoch = [&](const EpochReport& e) { epochs.push_back(e.epoch); };
-  const TrainResult rest = train(o);
-  EXPECT_TRUE(rest.finished);
-  EXPECT_EQ(epochs, (std::vector<int>{2}));
+  ASSERT_TRUE(train(r.options("run")).finished);
   const fs::path bundle = r.dir / "bundle";
-  export_bundle(r.dir / "snap", bundle, "last");
-  // float16 on disk: about half the float32 checkpoint.
-  EXPECT_LT(fs::file_size(bundle / "model.pt"), fs::file_size(r.dir / "snap" / "last" / "model.pt") * 3 / 4);
+  export_bundle(r.dir / "run", bundle, "last");
+  EXPECT_LT(fs::file_size(bundle / "model.pt"), fs::file_size(r.dir / "run" / "last" / "model.pt") * 3 / 4);
   const Predictor predictor = Predictor::load(bundle);
   EXPECT_EQ(predictor.plans().channels.size(), p.channels.size());
 }
