@@ -186,13 +186,15 @@ struct HttpServer::Impl {
 
   Response dispatch(Request& req, std::string& route_label) {
     const bool api = req.path == "/api" || req.path.rfind("/api/", 0) == 0;
-    if (!api) {
+    Router::Match m = router.match(req.method, req.path);
+    // Outside /api only the registered routes (MONAI Label's /info/, /datastore/, ...) are API;
+    // everything else is the web UI's static files.
+    if (!api && !m.route && !m.path_known) {
       route_label = "static";
       if (req.method != "GET" && req.method != "HEAD")
         return error_response(ErrorCode::MethodNotAllowed, req.method + " is not allowed outside /api");
       return serve_static(req);
     }
-    Router::Match m = router.match(req.method, req.path);
     if (!m.route) {
       route_label = "unknown";
       if (m.path_known) return error_response(ErrorCode::MethodNotAllowed, req.method + " is not allowed on this path");
@@ -253,6 +255,13 @@ struct HttpServer::Impl {
     for (const auto& [k, v] : hreq.headers) req.headers[lower(k)] = v;
     req.cookies = parse_cookies(req.header("cookie"));
     req.body = hreq.body;
+    for (const auto& [field, part] : hreq.files) {
+      if (part.filename.empty()) {
+        req.form.emplace(field, part.content);
+      } else {
+        req.files.push_back(UploadedFile{field, part.filename, part.content_type, part.content});
+      }
+    }
     req.remote_addr = hreq.remote_addr;
     req.tls = tls;
 

@@ -43,6 +43,14 @@ struct Principal {
   std::string session_token;  // the token the request carried (for logout); never logged
 };
 
+// One file part of a multipart/form-data request (a part with a filename).
+struct UploadedFile {
+  std::string field;         // the form field name
+  std::string filename;      // as the client gave it: for messages and extensions only, never a path
+  std::string content_type;  // as the client gave it (may be empty)
+  std::string bytes;
+};
+
 struct Request {
   std::string method;  // upper case
   std::string path;    // decoded, without the query string
@@ -50,7 +58,11 @@ struct Request {
   std::multimap<std::string, std::string> query;
   std::map<std::string, std::string> headers;  // names in lower case
   std::map<std::string, std::string> cookies;
-  std::string body;
+  std::string body;  // empty for multipart/form-data: see files and form
+  // multipart/form-data (httplib parses it; the total size is capped by the upload limit like
+  // any body): parts with a filename in `files` (by field name, then request order), the others in `form`.
+  std::vector<UploadedFile> files;
+  std::multimap<std::string, std::string> form;
   std::string remote_addr;
   bool tls = false;
   std::optional<Principal> user;  // set for every route that is not kPublic
