@@ -1,0 +1,672 @@
+#include "tumorlab/app/jobs.h"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "tumorlab/app/prediction.h"
+#include "tumorlab/core/error.h"
+#include "tumorlab/core/log.h"
+#include "tumorlab/io/image_io.h"
+#include "tumorlab/model/bundle.h"
+#include "tumorlab/model/predictor.h"
+#include "tumorlab/store/store.h"
+
+namespace tumorlab::app {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using store::Id;
+
+namespace {
+
+// ---- small helpers ---------------------------------------------------------------------------
+
+// "PET" and "PT" are one modality, as are "MRI" and "MR"; case is ignored (as model/preprocess).
+std::string canonical_modality(const std::string& modality) {
+  std::string m;
+  for (char ch : modality) m.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
+  if (m == "PET") return "PT";
+  if (m == "MRI") return "MR";
+  return m;
+}
+
+// Letters and digits only, lower case: "T1 post-contrast" == "t1_postcontrast".
+std::string channel_key(const std::string& name) {
+  std::string k;
+  for (char ch : name)
+    if (std::isalnum(static_cast<unsigned char>(ch)))
+      k.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(ch))));
+  return k;
+}
+
+// Names that say nothing about the channel: "", "0000", "0", "channel0", "ch1", "image".
+bool generic_channel_name(const std::string& name) {
+  std::string k = channel_key(name);
+  for (const char* prefix : {"channel", "ch", "image", "img"})
+    if (k.rfind(prefix, 0) == 0) k = k.substr(std::string(prefix).size());
+  return k.find_first_not_of("0123456789") == std::string::npos;
+}
+
+std::string list_text(const std::vector<std::string>& v) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+  return s + "]";
+}
+
+std::vector<std::string> json_strings(const json& j) {
+  std::vector<std::string> out;
+  if (j.is_array())
+    for (const auto& x : j)
+      if (x.is_string()) out.push_back(x.get<std::string>());
+  return out;
+}
+
+json parse_object(const std::string& text) {
+  try {
+    json j = json::parse(text);
+    if (j.is_object()) return j;
+  } catch (const json::exception&) {
+  }
+  return json::object();
+}
+
+store::AuditEntry system_audit(std::string action, std::optional<Id> case_id, json detail, std::string outcome = "ok") {
+  store::AuditEntry a;
+  a.actor = "system";
+  a.action = std::move(action);
+  a.case_id = case_id;
+  a.outcome = std::move(outcome);
+  a.detail_json = detail.dump();
+  return a;
+}
+
+store::AuditEntry actor_audit(const Actor& actor, std::string action, std::optional<Id> case_id, json detail) {
+  store::AuditEntry a;
+  a.user_id = actor.user_id;
+  a.actor = actor.username;
+  a.action = std::move(action);
+  a.case_id = case_id;
+  a.detail_json = detail.dump();
+  return a;
+}
+
+json job_api(Lab& lab, Id job_id) {
+  return get_job(lab, Actor{}, job_id);
+}
+
+// ---- loaded bundles ----------------------------------------------------------------------------
+
+struct LoadedModel {
+  model::Predictor predictor;
+  fs::file_time_type weights_time;
+  std::mutex mutex;  // one prediction at a time per loaded network
+  explicit LoadedModel(model::Predictor p, fs::file_time_type t) : predictor(std::move(p)), weights_time(t) {}
+};
+
+std::mutex g_models_mutex;
+std::map<std::string, std::shared_ptr<LoadedModel>> g_models;  // by bundle folder
+
+std::shared_ptr<LoadedModel> load_model(const std::string& folder) {
+  std::error_code ec;
+  const auto t = fs::last_write_time(fs::path(folder) / model::kBundleWeightsFile, ec);
+  {
+    std::lock_guard<std::mutex> lock(g_models_mutex);
+    auto it = g_models.find(folder);
+    if (it != g_models.end() && !ec && it->second->weights_time == t) return it->second;
+  }
+  auto loaded = std::make_shared<LoadedModel>(model::Predictor::load(folder), t);
+  std::lock_guard<std::mutex> lock(g_models_mutex);
+  if (g_models.size() >= 3) g_models.erase(g_models.begin());  // a few networks at most in memory
+  g_models[folder] = loaded;
+  return loaded;
+}
+
+// ---- job runner wake-up ------------------------------------------------------------------------
+
+std::mutex g_wake_mutex;
+std::condition_variable g_wake;
+std::uint64_t g_wake_seq = 0;
+
+// Thrown from the phase callback: shutdown (job left running) or cancel (job ends cancelled).
+struct JobInterrupted {};
+struct JobCancelled {};
+
+}  // namespace
+
+// ---- Model registry ------------------------------------------------------------------------------
+
+std::vector<fs::path> model_search_roots() {
+  std::vector<fs::path> candidates;
+  if (const char* env = std::getenv("TUMORLAB_MODELS_DIR"); env && *env) candidates.emplace_back(env);
+  candidates.emplace_back("models");
+  if (std::string(TUMORLAB_SOURCE_MODELS_DIR).size() > 0) candidates.emplace_back(TUMORLAB_SOURCE_MODELS_DIR);
+  std::vector<fs::path> roots;
+  std::set<std::string> seen;
+  for (const auto& c : candidates) {
+    std::error_code ec;
+    if (!fs::is_directory(c, ec)) continue;
+    const fs::path canon = fs::weakly_canonical(c, ec);
+    if (!seen.insert(canon.string()).second) continue;
+    roots.push_back(canon);
+  }
+  return roots;
+}
+
+json register_models(Lab& lab, const std::vector<fs::path>& roots) {
+  json registered = json::array(), skipped = json::array();
+  std::set<std::string> seen_folders;
+  for (const auto& root : roots) {
+    std::error_code ec;
+    std::vector<fs::path> folders;
+    for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec))
+      if (it->is_directory(ec)) folders.push_back(it->path());
+    std::sort(folders.begin(), folders.end());
+    for (const auto& folder : folders) {
+      const std::string canon = fs::weakly_canonical(folder, ec).string();
+      if (!seen_folders.insert(canon).second) continue;
+      if (!fs::exists(folder / model::kBundlePlansFile)) continue;  // not a bundle folder
+      if (!fs::exists(folder / model::kBundleWeightsFile)) {
+        log_info("models: " + canon + " has plans.json but no model.pt (not trained/exported yet): skipped");
+        skipped.push_back({{"path", canon}, {"reason", "no model.pt"}});
+        continue;
+      }
+      try {
+        const model::BundleMetadata meta = model::read_bundle_metadata(folder);
+        const model::Plans plans = model::load_plans(folder / model::kBundlePlansFile);
+        model::check_bundle_consistency(meta, plans, folder);
+        const std::string name = meta.name.empty() ? plans.name : meta.name;
+        const std::string version = meta.version.empty() ? "1" : meta.version;
+        json md{{"modality", plans.modality},
+                {"channels", meta.channels},
+                {"labels", meta.labels},
+                {"dims", plans.network.dims},
+                {"patch_size", plans.patch_size},
+                {"target_spacing_mm", plans.target_spacing_mm},
+                {"tta_mirror_axes", plans.inference.tta_mirror_axes},
+                {"mc_dropout_samples", plans.inference.mc_dropout_samples},
+                {"tumorlab_version", meta.tumorlab_version},
+                {"torch_version", meta.torch_version},
+                {"created", meta.created},
+                {"training", meta.training}};
+        auto outcome = lab.store().write([&](store::WriteTxn& t) -> json {
+          for (const auto& m : t.list_models())
+            if (m.name == name && m.version == version) return json{{"existing", m.id}, {"path", m.path}};
+          store::Model m = t.add_model(name, version, canon, md.dump());
+          bool activated = false;
+          if (!t.active_model(name)) {
+            m = t.activate_model(m.id);
+            activated = true;
+          }
+          t.append_audit(
+              system_audit("admin.model_register", std::nullopt,
+                           {{"model_id", m.id}, {"name", name}, {"version", version}, {"active", activated}}));
+          return json{{"id", m.id}, {"active", activated}};
+        });
+        if (outcome.contains("existing")) {
+          if (outcome["path"] != canon)
+            log_info("models: " + name + "@" + version + " at " + canon + " already registered from " +
+                     outcome["path"].get<std::string>() + ": kept that one");
+          continue;
+        }
+        log_info("models: registered " + name + "@" + version + " (" + plans.modality + ", channels " +
+                 list_text(meta.channels) + ")" + (outcome["active"].get<bool>() ? ", active" : "") + " from " + canon);
+        registered.push_back({{"id", outcome["id"]},
+                              {"name", name},
+                              {"version", version},
+                              {"path", canon},
+                              {"active", outcome["active"]}});
+      } catch (const Error& e) {
+        log_warn("models: " + canon + " is not a usable bundle: " + e.what());
+        skipped.push_back({{"path", canon}, {"reason", e.what()}});
+      }
+    }
+  }
+  return json{{"registered", registered}, {"skipped", skipped}};
+}
+
+// ---- Pre-segmentation --------------------------------------------------------------------------
+
+std::optional<ModelChoice> choose_model(Lab& lab, std::int64_t case_id, const std::string& model, std::string* why) {
+  auto [image, models] = lab.store().read([&](store::ReadTxn& t) {
+    const store::Case c = t.get_case(case_id);
+    return std::make_pair(t.get_image(c.image_id), t.list_models());
+  });
+  auto to_choice = [](const store::Model& m) { return ModelChoice{m.id, m.name, m.version, m.path}; };
+  if (!model.empty()) {
+    const auto at = model.find('@');
+    const std::string name = model.substr(0, at);
+    const std::string version = at == std::string::npos ? "" : model.substr(at + 1);
+    for (const auto& m : models)
+      if (m.name == name && (version.empty() ? m.active : m.version == version)) return to_choice(m);
+    if (why) *why = "no " + std::string(version.empty() ? "active model named " : "model ") + model;
+    return std::nullopt;
+  }
+  const std::string modality = canonical_modality(image.modality);
+  std::optional<store::Model> generic_match;
+  for (const auto& m : models) {
+    if (!m.active) continue;
+    const json md = parse_object(m.metadata_json);
+    const std::vector<std::string> channels = json_strings(md.value("channels", json::array()));
+    if (channels.size() != image.channel_names.size()) continue;
+    const std::string model_modality = canonical_modality(md.value("modality", ""));
+    if (!modality.empty() && !model_modality.empty() && modality != model_modality) continue;
+    bool exact = true, generic = true;
+    for (std::size_t c = 0; c < channels.size(); ++c) {
+      if (channel_key(channels[c]) != channel_key(image.channel_names[c])) exact = false;
+      if (!generic_channel_name(image.channel_names[c])) generic = false;
+    }
+    // An image without a modality is matched on its channel names only.
+    if (exact) return to_choice(m);
+    if (generic && !modality.empty() && !generic_match) generic_match = m;
+  }
+  if (generic_match) return to_choice(*generic_match);
+  if (why)
+    *why = "no model for modality " + (image.modality.empty() ? std::string("(unknown)") : image.modality) +
+           " with channels " + list_text(image.channel_names);
+  return std::nullopt;
+}
+
+AiPrediction segment_case(Lab& lab, std::int64_t case_id, const std::string& model, const SegmentOptions& options) {
+  auto phase = [&](double p, const std::string& m) {
+    if (options.on_phase) options.on_phase(p, m);
+  };
+  std::string why;
+  const auto choice = choose_model(lab, case_id, model, &why);
+  if (!choice) throw Error(ErrorCode::NotFound, "case " + std::to_string(case_id) + ": " + why);
+  phase(0.05, "loading model " + choice->name + "@" + choice->version);
+  const auto loaded = load_model(choice->path);
+  const store::Image image =
+      lab.store().read([&](store::ReadTxn& t) { return t.get_image(t.get_case(case_id).image_id); });
+  phase(0.15, "reading image");
+  Volume volume = io::read_image(image.path);
+  if (volume.modality.empty()) volume.modality = image.modality;
+  phase(0.25, "predicting with " + choice->name + "@" + choice->version);
+  model::PredictOptions po;
+  po.tta = options.tta && !loaded->predictor.plans().inference.tta_mirror_axes.empty();
+  po.uncertainty = options.uncertainty;
+  po.threads = options.threads;
+  po.source = "case " + std::to_string(case_id);
+  model::Prediction p;
+  {
+    std::lock_guard<std::mutex> lock(loaded->mutex);
+    p = loaded->predictor.predict(volume, po);
+  }
+  phase(0.85, "predicted in " + std::to_string(static_cast<int>(p.seconds * 1000)) + " ms");
+  AiPrediction out;
+  out.case_id = case_id;
+  out.label = std::move(p.label);
+  out.model_name = choice->name;
+  out.model_version = choice->version;
+  if (options.uncertainty) {
+    out.uncertainty = std::move(p.uncertainty);
+    out.case_uncertainty = p.case_score;
+    // Sorting by rank ascending puts the least certain case first (the score is in [0, 1]).
+    out.al_rank = 1.0 - p.case_score;
+  }
+  return out;
+}
+
+// ---- Job requests ------------------------------------------------------------------------------
+
+void notify_job_runners() {
+  {
+    std::lock_guard<std::mutex> lock(g_wake_mutex);
+    ++g_wake_seq;
+  }
+  g_wake.notify_all();
+}
+
+json request_presegment(Lab& lab, const Actor& actor, std::int64_t case_id, const json& body) {
+  std::string model;
+  if (body.contains("model") && !body["model"].is_null()) {
+    if (!body["model"].is_string()) throw Error(ErrorCode::BadArgument, "model: expected a model name (string)");
+    model = body["model"].get<std::string>();
+  }
+  json params = json::object();
+  if (!model.empty()) params["model"] = model;
+  auto& st = lab.store();
+  const Id job_id = st.write([&](store::WriteTxn& t) -> Id {
+    const store::Case c = t.get_case(case_id);
+    if (!actor.is_reviewer_or_admin() && c.assignee_user_id && *c.assignee_user_id != actor.user_id)
+      throw Error(ErrorCode::Forbidden, "presegment: case " + std::to_string(case_id) + " is assigned to someone else");
+    if (c.status == store::CaseStatus::Validated)
+      throw Error(ErrorCode::Conflict,
+                  "presegment: case " + std::to_string(case_id) + " is validated (locked); reopen it first");
+    store::JobFilter f;
+    f.type = store::JobType::Presegment;
+    f.case_id = case_id;
+    f.limit = 20;
+    for (const auto& j : t.list_jobs(f))
+      if ((j.state == store::JobState::Queued || j.state == store::JobState::Running) && !j.cancel_requested &&
+          parse_object(j.params_json).value("model", "") == model)
+        return j.id;
+    store::NewJob nj;
+    nj.type = store::JobType::Presegment;
+    nj.priority = store::JobPriority::Interactive;
+    nj.owner_user_id = actor.user_id;
+    nj.case_id = case_id;
+    nj.params_json = params.dump();
+    const store::Job j = t.enqueue_job(nj);
+    t.append_audit(actor_audit(actor, "job.enqueue", case_id, {{"job_id", j.id}, {"type", "presegment"}}));
+    return j.id;
+  });
+  notify_job_runners();
+  return job_api(lab, job_id);
+}
+
+json request_job(Lab& lab, const Actor& actor, const json& body) {
+  if (!actor.is_reviewer_or_admin()) throw Error(ErrorCode::Forbidden, "jobs: reviewer or admin only");
+  if (!body.contains("type") || !body["type"].is_string())
+    throw Error(ErrorCode::BadArgument, "type: required, expected \"predict_batch\"");
+  const std::string type = body["type"].get<std::string>();
+  if (type != "predict_batch")
+    throw Error(ErrorCode::BadArgument, "type: expected \"predict_batch\", got \"" + type.substr(0, 40) + "\"");
+  json params = json::object();
+  if (body.contains("model") && !body["model"].is_null()) {
+    if (!body["model"].is_string()) throw Error(ErrorCode::BadArgument, "model: expected a model name (string)");
+    params["model"] = body["model"];
+  }
+  const bool has_ids = body.contains("case_ids");
+  const bool has_sel = body.contains("cases");
+  if (has_ids == has_sel)
+    throw Error(ErrorCode::BadArgument, "case_ids or cases: give exactly one (a list of case ids, or \"new\")");
+  std::vector<Id> ids;
+  if (has_ids) {
+    if (!body["case_ids"].is_array() || body["case_ids"].empty() || body["case_ids"].size() > 100000)
+      throw Error(ErrorCode::BadArgument, "case_ids: expected a non-empty array of case ids");
+    for (const auto& v : body["case_ids"]) {
+      if (!v.is_number_integer()) throw Error(ErrorCode::BadArgument, "case_ids: expected integers, got " + v.dump());
+      ids.push_back(v.get<Id>());
+    }
+  } else if (!(body["cases"].is_string() && body["cases"] == "new")) {
+    throw Error(ErrorCode::BadArgument, "cases: expected \"new\" (every case with status new)");
+  }
+  const Id job_id = lab.store().write([&](store::WriteTxn& t) -> Id {
+    std::vector<Id> list = ids;
+    if (has_sel) {
+      store::CaseFilter f;
+      f.status = store::CaseStatus::New;
+      f.limit = 1000;
+      for (;;) {
+        auto page = t.list_cases(f);
+        for (const auto& c : page.items) list.push_back(c.id);
+        if (page.items.size() < 1000) break;
+        f.offset += 1000;
+      }
+    } else {
+      for (Id id : list) t.get_case(id);  // NotFound naming the id
+    }
+    json p = params;
+    p["case_ids"] = list;
+    store::NewJob nj;
+    nj.type = store::JobType::PredictBatch;
+    nj.priority = store::JobPriority::Batch;
+    nj.owner_user_id = actor.user_id;
+    nj.params_json = p.dump();
+    const store::Job j = t.enqueue_job(nj);
+    t.append_audit(actor_audit(actor, "job.enqueue", std::nullopt,
+                               {{"job_id", j.id}, {"type", "predict_batch"}, {"cases", list.size()}}));
+    return j.id;
+  });
+  notify_job_runners();
+  return job_api(lab, job_id);
+}
+
+// ---- Running jobs ------------------------------------------------------------------------------
+
+namespace {
+
+struct JobContext {
+  Lab& lab;
+  const store::Job& job;
+  const JobRunnerOptions& options;
+  const std::atomic<bool>& stopping;
+
+  // Progress in the store, then the checks: shutdown and cancel.
+  void progress(double p, const std::string& message) const {
+    if (stopping) throw JobInterrupted{};
+    const store::Job j =
+        lab.store().write([&](store::WriteTxn& t) { return t.update_job_progress(job.id, p, message); });
+    if (j.cancel_requested) throw JobCancelled{};
+  }
+};
+
+// The case's AI revision from this model made since `since_ms`, if any (a re-queued job that had
+// already recorded its result before the server stopped does not record it twice).
+std::optional<store::LabelRevision> recorded_since(Lab& lab, Id case_id, const ModelChoice& m, store::TimeMs since_ms) {
+  auto revs = lab.store().read([&](store::ReadTxn& t) { return t.list_revisions(case_id); });
+  for (auto it = revs.rbegin(); it != revs.rend(); ++it)
+    if (it->kind == store::RevisionKind::Ai && it->model_name == m.name && it->model_version == m.version &&
+        it->created_ms >= since_ms)
+      return *it;
+  return std::nullopt;
+}
+
+// One case: {"revision_id", "model", ...} or {"skipped": why}. `lo..hi` is this case's share of
+// the job's progress.
+json presegment_one(const JobContext& ctx, Id case_id, const std::string& model, double lo, double hi,
+                    const std::string& prefix) {
+  std::string why;
+  const auto choice = choose_model(ctx.lab, case_id, model, &why);
+  if (!choice) return json{{"case_id", case_id}, {"skipped", why}};
+  const store::Case c = ctx.lab.store().read([&](store::ReadTxn& t) { return t.get_case(case_id); });
+  if (c.status == store::CaseStatus::Validated)
+    throw Error(ErrorCode::Conflict, "case " + std::to_string(case_id) + " is validated (locked); reopen it first");
+  if (ctx.job.attempts > 1)
+    if (auto done = recorded_since(ctx.lab, case_id, *choice, ctx.job.created_ms))
+      return json{{"case_id", case_id},
+                  {"revision_id", done->id},
+                  {"model", {{"name", choice->name}, {"version", choice->version}}},
+                  {"note", "recorded before the restart"}};
+  SegmentOptions so;
+  so.uncertainty = true;
+  so.tta = true;
+  so.threads = ctx.options.torch_threads;
+  so.on_phase = [&](double p, const std::string& m) { ctx.progress(lo + (hi - lo) * p, prefix + m); };
+  AiPrediction pred = segment_case(ctx.lab, case_id, choice->name + "@" + choice->version, so);
+  ctx.progress(lo + (hi - lo) * 0.9, prefix + "saving the AI revision");
+  const json rev = record_ai_prediction(ctx.lab, pred);
+  return json{{"case_id", case_id},
+              {"revision_id", rev["id"]},
+              {"model", {{"name", pred.model_name}, {"version", pred.model_version}}},
+              {"voxel_count", rev["voxel_count"]},
+              {"volume_ml", rev["volume_ml"]},
+              {"case_score", pred.case_uncertainty ? json(*pred.case_uncertainty) : json(nullptr)}};
+}
+
+json run_presegment(const JobContext& ctx) {
+  if (!ctx.job.case_id) throw Error(ErrorCode::BadArgument, "presegment job without a case");
+  const json params = parse_object(ctx.job.params_json);
+  ctx.progress(0.01, "choosing the model");
+  json r = presegment_one(ctx, *ctx.job.case_id, params.value("model", ""), 0.0, 1.0, "");
+  r.erase("case_id");
+  return r;
+}
+
+json run_predict_batch(const JobContext& ctx) {
+  const json params = parse_object(ctx.job.params_json);
+  if (!params.contains("case_ids") || !params["case_ids"].is_array())
+    throw Error(ErrorCode::BadArgument, "predict_batch job: params.case_ids missing (expected a list of case ids)");
+  const std::string model = params.value("model", "");
+  const auto& ids = params["case_ids"];
+  const int n = static_cast<int>(ids.size());
+  json cases = json::array();
+  int done = 0, skipped = 0, failed = 0;
+  for (int i = 0; i < n; ++i) {
+    const Id id = ids[static_cast<std::size_t>(i)].get<Id>();
+    const std::string prefix = "case " + std::to_string(i + 1) + "/" + std::to_string(n) + ": ";
+    ctx.progress(static_cast<double>(i) / n, prefix + "starting");
+    try {
+      json r = presegment_one(ctx, id, model, static_cast<double>(i) / n, static_cast<double>(i + 1) / n, prefix);
+      (r.contains("skipped") ? skipped : done) += 1;
+      cases.push_back(std::move(r));
+    } catch (const Error& e) {
+      ++failed;
+      cases.push_back({{"case_id", id}, {"error", e.what()}});
+    }
+  }
+  ctx.progress(1.0, std::to_string(done) + " segmented, " + std::to_string(skipped) + " skipped, " +
+                        std::to_string(failed) + " failed");
+  json result{{"cases", cases}, {"segmented", done}, {"skipped", skipped}, {"failed", failed}};
+  if (failed > 0 && failed == n)
+    throw Error(ErrorCode::BadArgument, "every case failed; first: " + cases[0]["error"].get<std::string>());
+  return result;
+}
+
+void finish(Lab& lab, const store::Job& job, store::JobState state, const std::string& error, const json& result) {
+  try {
+    lab.store().write([&](store::WriteTxn& t) {
+      t.finish_job(job.id, state, error, result.dump());
+      t.append_audit(system_audit("job.finish", job.case_id,
+                                  {{"job_id", job.id},
+                                   {"type", std::string(store::to_string(job.type))},
+                                   {"state", std::string(store::to_string(state))}},
+                                  state == store::JobState::Succeeded   ? "ok"
+                                  : state == store::JobState::Cancelled ? "ok"
+                                                                        : "failed"));
+    });
+  } catch (const std::exception& e) {
+    log_error("jobs: cannot record the end of job " + std::to_string(job.id) + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+void run_job(Lab& lab, std::int64_t job_id, const JobRunnerOptions& options, const std::atomic<bool>& stopping) {
+  store::Job job;
+  try {
+    job = lab.store().read([&](store::ReadTxn& t) { return t.get_job(job_id); });
+  } catch (const std::exception& e) {
+    log_error("jobs: cannot read job " + std::to_string(job_id) + ": " + e.what());
+    return;
+  }
+  const std::string label = "job " + std::to_string(job.id) + " (" + std::string(store::to_string(job.type)) + ")";
+  const JobContext ctx{lab, job, options, stopping};
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    json result;
+    switch (job.type) {
+      case store::JobType::Presegment:
+        result = run_presegment(ctx);
+        break;
+      case store::JobType::PredictBatch:
+        result = run_predict_batch(ctx);
+        break;
+      default:
+        throw Error(ErrorCode::BadArgument,
+                    "job type " + std::string(store::to_string(job.type)) + " cannot run in this server (no handler)");
+    }
+    result["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    finish(lab, job, store::JobState::Succeeded, "", result);
+    log_info("jobs: " + label + " succeeded" +
+             (result.contains("skipped") && result["skipped"].is_string()
+                  ? " (skipped: " + result["skipped"].get<std::string>() + ")"
+                  : std::string()));
+  } catch (const JobInterrupted&) {
+    log_info("jobs: " + label + " interrupted by shutdown; it is re-queued at the next start");
+  } catch (const JobCancelled&) {
+    finish(lab, job, store::JobState::Cancelled, "", json{{"cancelled", true}});
+    log_info("jobs: " + label + " cancelled");
+  } catch (const Error& e) {
+    finish(lab, job, store::JobState::Failed, e.what(), json::object());
+    log_warn("jobs: " + label + " failed: " + e.what());
+  } catch (const std::exception& e) {
+    finish(lab, job, store::JobState::Failed, std::string("internal error: ") + e.what(), json::object());
+    log_error("jobs: " + label + " failed with an internal error: " + e.what());
+  } catch (...) {
+    finish(lab, job, store::JobState::Failed, "internal error: unknown exception", json::object());
+    log_error("jobs: " + label + " failed with an unknown exception");
+  }
+}
+
+// ---- Runner ------------------------------------------------------------------------------------
+
+struct JobRunner::Impl {
+  Lab& lab;
+  JobRunnerOptions options;
+  std::atomic<bool> stopping{false};
+  std::atomic<std::int64_t> finished{0};
+  std::atomic<int> alive{0};
+  std::vector<std::thread> threads;
+  Impl(Lab& l, JobRunnerOptions o) : lab(l), options(o) {}
+
+  std::optional<Id> claim() {
+    // A read first: the idle poll must not take the writer lock.
+    const auto queued = lab.store().read([](store::ReadTxn& t) { return t.count_jobs(store::JobState::Queued); });
+    if (queued == 0) return std::nullopt;
+    auto job = lab.store().write([](store::WriteTxn& t) {
+      return t.claim_next_job({store::JobType::Presegment, store::JobType::PredictBatch});
+    });
+    if (!job) return std::nullopt;
+    return job->id;
+  }
+
+  void worker(int index) {
+    std::uint64_t seen = 0;
+    while (!stopping) {
+      std::optional<Id> id;
+      try {
+        id = claim();
+      } catch (const std::exception& e) {
+        log_warn("jobs: worker " + std::to_string(index) + ": cannot claim a job: " + e.what());
+      }
+      if (id) {
+        run_job(lab, *id, options, stopping);
+        ++finished;
+        continue;
+      }
+      std::unique_lock<std::mutex> lock(g_wake_mutex);
+      g_wake.wait_for(lock, std::chrono::milliseconds(options.poll_ms),
+                      [&] { return stopping.load() || g_wake_seq != seen; });
+      seen = g_wake_seq;
+    }
+    --alive;
+  }
+};
+
+JobRunner::JobRunner(Lab& lab, JobRunnerOptions options) : impl_(std::make_unique<Impl>(lab, options)) {}
+
+JobRunner::~JobRunner() {
+  stop();
+}
+
+void JobRunner::start() {
+  if (!impl_->threads.empty()) return;
+  for (int i = 0; i < impl_->options.workers; ++i) {
+    ++impl_->alive;
+    impl_->threads.emplace_back([this, i] { impl_->worker(i); });
+  }
+  if (impl_->options.workers > 0)
+    log_info("jobs: " + std::to_string(impl_->options.workers) + " worker(s), " +
+             std::to_string(impl_->options.torch_threads) + " LibTorch thread(s) per job");
+}
+
+bool JobRunner::stop() {
+  if (impl_->threads.empty()) return true;
+  impl_->stopping = true;
+  notify_job_runners();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(impl_->options.stop_grace_ms);
+  while (impl_->alive > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const bool clean = impl_->alive == 0;
+  for (auto& t : impl_->threads) {
+    if (clean)
+      t.join();
+    else
+      t.detach();
+  }
+  impl_->threads.clear();
+  if (!clean) log_warn("jobs: a running job did not reach a check in time; it is re-queued at the next start");
+  return clean;
+}
+
+std::int64_t JobRunner::finished_count() const {
+  return impl_->finished;
+}
+
+}  // namespace tumorlab::app
