@@ -54,6 +54,8 @@ int main(int argc, char** argv) {
   add("serve", "Run the labelling server: REST API (/api, OpenAPI at /api/openapi.json) and the browser UI", cli::add_serve);
   add("demo-data", "Write synthetic demo cases (brain MR, PET MIP) as nnU-Net datasets; no patient data",
       cli::add_demo_data);
+  add("import", "Import scans, DICOM (de-identified) and nnU-Net datasets into a data folder", cli::add_import);
+  add("export", "Export the validated cases of a data folder as an nnU-Net v2 raw dataset", cli::add_export);
 
   try {
     app.parse(argc, argv);

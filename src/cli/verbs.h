@@ -19,5 +19,7 @@ Run add_user(CLI::App& app);
 Run add_audit(CLI::App& app);
 Run add_serve(CLI::App& app);
 Run add_demo_data(CLI::App& app);
+Run add_import(CLI::App& app);
+Run add_export(CLI::App& app);
 
 }  // namespace tumorlab::cli
