@@ -12,6 +12,10 @@ namespace tumorlab::server {
 // `stopping` ends event streams when the server shuts down.
 void register_api_routes(Router& router, app::Lab& lab, const std::atomic<bool>& stopping);
 
+// MONAI Label compatible subset: /auth/, /info/, /datastore/, /activelearning/, /infer/, /train/
+// (src/server/api_monai.cpp, docs/monai_label.md). `version` is the server's version for /info/.
+void register_monai_routes(Router& router, app::Lab& lab, const std::string& version);
+
 // The session resolver for HttpServer backed by the lab's sessions.
 std::optional<Principal> resolve_session(app::Lab& lab, const std::string& token);
 

@@ -188,8 +188,11 @@ void Router::add(RouteSpec spec) {
     throw Error(ErrorCode::Internal, "route " + spec.path + ": unsupported method " + spec.method);
   if (spec.path.empty() || spec.path[0] != '/')
     throw Error(ErrorCode::Internal, "route path must start with '/': " + spec.path);
-  for (const auto& seg : split_path(spec.path)) {
-    if (seg.empty() && spec.path != "/")
+  const auto segments = split_path(spec.path);
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    const std::string& seg = segments[i];
+    // A trailing slash is allowed (MONAI Label's paths: /info/, /datastore/); it must then be sent.
+    if (seg.empty() && spec.path != "/" && i + 1 != segments.size())
       throw Error(ErrorCode::Internal, "route path has an empty segment: " + spec.path);
     if (seg.find_first_of("{}") != std::string::npos && !is_param(seg))
       throw Error(ErrorCode::Internal, "route path segment must be a whole {param}: " + spec.path);

@@ -1,0 +1,526 @@
+// The MONAI Label compatible subset (docs/monai_label.md) on the real `tumorlab serve` binary on
+// 127.0.0.1, called the way MONAI Label's clients call it: OAuth2 password form at /auth/token,
+// "Authorization: bearer <token>", /info/, /datastore/?output=all, image download, a label saved
+// with the exact multipart body monailabel/client/client.py builds, active learning and training
+// jobs. The data folder is seeded through the real store (as server_test.cpp does).
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "test_support.h"
+#include "tumorlab/app/cases.h"
+#include "tumorlab/io/image_io.h"
+#include "tumorlab/store/store.h"
+
+using namespace tumorlab;
+using nlohmann::json;
+using tumorlab::testing::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kAdminPassword = "admin-password-123";
+const char* kReviewerPassword = "reviewer-password-1";
+const char* kAnnotatorPassword = "annotator-password-1";
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// 16x12x6 MR image: background 10, a block of 100 at i,j in [4,8), k in [1,4).
+Geometry grid() {
+  Geometry g;
+  g.size = {16, 12, 6};
+  g.spacing_mm = {1.0, 1.0, 2.0};
+  g.origin_lps = {-8, -6, 10};
+  return g;
+}
+
+Volume image() {
+  Volume v(grid(), PixelType::Int16);
+  auto* d = v.data<int16_t>();
+  for (int64_t n = 0; n < v.voxel_count(); ++n) d[n] = 10;
+  for (int k = 1; k < 4; ++k)
+    for (int j = 4; j < 8; ++j)
+      for (int i = 4; i < 8; ++i) d[v.linear_index(i, j, k)] = 100;
+  v.modality = "MR";
+  return v;
+}
+
+LabelMap block(const Geometry& g, int i0, int i1) {
+  LabelMap l(g);
+  for (int k = 1; k < 4; ++k)
+    for (int j = 4; j < 8; ++j)
+      for (int i = i0; i < i1; ++i) l.at(i, j, k) = 1;
+  return l;
+}
+
+struct Seeded {
+  store::Id case_a = 0, case_b = 0, case_c = 0, ai_revision_id = 0, annotator_id = 0, reviewer_id = 0;
+  std::string image_sha256;
+};
+
+// Users; case_a (AI revision, rank 1), case_b (assigned to the reviewer), case_c (unassigned,
+// rank 2); an active registered model "test-model" (labels background/tumor, 3D).
+Seeded seed(const fs::path& data_dir, const fs::path& scratch) {
+  store::StoreOptions so;
+  so.data_dir = data_dir.string();
+  std::optional<store::Store> holder(store::Store::open(so));
+  auto& st = *holder;
+  Seeded s;
+  s.reviewer_id = st.create_user("rita", store::Role::Reviewer, kReviewerPassword).id;
+  s.annotator_id = st.create_user("anna", store::Role::Annotator, kAnnotatorPassword).id;
+  io::write_image(image(), scratch / "image.nii.gz");
+  auto file = st.put_image_bytes(slurp(scratch / "image.nii.gz"));
+  s.image_sha256 = file.sha256;
+  store::NewImage ni;
+  ni.sha256 = file.sha256;
+  ni.modality = "MR";
+  ni.channel_names = {"T1"};
+  ni.size = {16, 12, 6};
+  ni.spacing_mm = {1, 1, 2};
+  auto im = st.write([&](store::WriteTxn& t) { return t.add_image(ni); });
+  s.case_a = st.write([&](store::WriteTxn& t) { return t.add_case({"case_a", im.id, std::nullopt}); }).id;
+  s.case_b = st.write([&](store::WriteTxn& t) { return t.add_case({"case_b", im.id, s.reviewer_id}); }).id;
+  s.case_c = st.write([&](store::WriteTxn& t) { return t.add_case({"case_c", im.id, std::nullopt}); }).id;
+  st.write([&](store::WriteTxn& t) { t.set_case_scores(s.case_c, 0.5, 2.0); });
+  fs::create_directories(scratch / "test-model");
+  const json meta{{"modality", "MR"}, {"channels", {"T1"}}, {"labels", {{"background", 0}, {"tumor", 1}}}, {"dims", 3}};
+  st.write([&](store::WriteTxn& t) {
+    auto m = t.add_model("test-model", "1", (scratch / "test-model").string(), meta.dump());
+    t.activate_model(m.id);
+  });
+  holder.reset();
+  app::LabOptions lo;
+  lo.data_dir = data_dir;
+  lo.server_mode = false;
+  lo.ensure_admin = false;
+  auto lab = app::Lab::open(lo);
+  app::AiPrediction p;
+  p.case_id = s.case_a;
+  p.label = block(grid(), 4, 8);
+  p.model_name = "test-model";
+  p.model_version = "1";
+  p.case_uncertainty = 0.25;
+  p.al_rank = 1;
+  s.ai_revision_id = app::record_ai_prediction(*lab, p)["id"].get<int64_t>();
+  return s;
+}
+
+class ServerProcess {
+ public:
+  explicit ServerProcess(const fs::path& data_dir) {
+    port_file_ = data_dir.parent_path() / "monai.url";
+    log_ = data_dir.parent_path() / "monai.log";
+    std::vector<std::string> args{TUMORLAB_CLI,  "--log-level",
+                                  "info",        "serve",
+                                  "--data-dir",  data_dir.string(),
+                                  "--host",      "127.0.0.1",
+                                  "--port",      "0",
+                                  "--port-file", port_file_.string(),
+                                  "--web-dir",   (data_dir.parent_path() / "no-web").string()};
+    pid_ = fork();
+    if (pid_ == 0) {
+      setenv("TUMORLAB_ADMIN_PASSWORD", kAdminPassword, 1);
+      FILE* f = freopen(log_.c_str(), "w", stderr);
+      (void)f;
+      dup2(fileno(stderr), STDOUT_FILENO);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    for (int i = 0; i < 1200 && !fs::exists(port_file_); ++i) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::ifstream in(port_file_);
+    std::string url;
+    std::getline(in, url);
+    if (url.empty()) ADD_FAILURE() << "server did not start; log:\n" << slurp(log_);
+    port_ = url.empty() ? 0 : std::stoi(url.substr(url.rfind(':') + 1));
+  }
+  ~ServerProcess() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+  }
+  int port() const { return port_; }
+  std::string log() const { return slurp(log_); }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+  fs::path port_file_, log_;
+};
+
+json parse(const httplib::Result& r) {
+  if (!r) return json();
+  try {
+    return json::parse(r->body);
+  } catch (const json::exception&) {
+    return json();
+  }
+}
+
+void expect_error(const httplib::Result& r, int status, const std::string& code = "") {
+  ASSERT_TRUE(r) << "no response";
+  EXPECT_EQ(r->status, status) << r->body;
+  json j = parse(r);
+  ASSERT_TRUE(j.is_object() && j.contains("error")) << "not a JSON error body: " << r->body.substr(0, 200);
+  if (!code.empty()) {
+    EXPECT_EQ(j["error"]["code"], code) << r->body;
+  }
+}
+
+// monailabel/client/client.py MONAILabelUtils.encode_multipart_formdata, byte for byte: the
+// fixed boundary, fields first, then files with a guessed Content-Type, CRLF after every line.
+std::pair<std::string, std::string> monai_multipart(
+    const std::vector<std::pair<std::string, std::string>>& fields,
+    const std::vector<std::tuple<std::string, std::string, std::string>>& files) {
+  const std::string limit = "----------lImIt_of_THE_fIle_eW_$";
+  std::vector<std::string> lines;
+  for (const auto& [key, value] : fields) {
+    lines.push_back("--" + limit);
+    lines.push_back("Content-Disposition: form-data; name=\"" + key + "\"");
+    lines.push_back("");
+    lines.push_back(value);
+  }
+  for (const auto& [key, filename, data] : files) {
+    lines.push_back("--" + limit);
+    lines.push_back("Content-Disposition: form-data; name=\"" + key + "\"; filename=\"" + filename + "\"");
+    lines.push_back("Content-Type: application/octet-stream");  // mimetypes.guess_type("x.nii.gz") -> None
+    lines.push_back("");
+    lines.push_back(data);
+  }
+  lines.push_back("--" + limit + "--");
+  lines.push_back("");
+  std::string body;
+  for (const auto& l : lines) body += l + "\r\n";
+  return {"multipart/form-data; boundary=" + limit, body};
+}
+
+class MonaiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = tmp_ / "data";
+    fs::create_directories(tmp_ / "scratch");
+    seeded_ = seed(data_, tmp_ / "scratch");
+    server_ = std::make_unique<ServerProcess>(data_);
+    ASSERT_GT(server_->port(), 0);
+  }
+  httplib::Client client() {
+    httplib::Client c("127.0.0.1", server_->port());
+    c.set_read_timeout(60, 0);
+    c.set_write_timeout(60, 0);
+    return c;
+  }
+  // MONAILabelClient.auth_token: urlencoded username, password, grant_type=password; the header
+  // is built as f"{token['token_type']} {token['access_token']}".
+  httplib::Headers login(const std::string& user, const std::string& password) {
+    auto c = client();
+    httplib::Params form{{"username", user}, {"password", password}, {"grant_type", "password"}};
+    auto r = c.Post("/auth/token", form);
+    EXPECT_TRUE(r);
+    if (!r) return {};
+    EXPECT_EQ(r->status, 200) << r->body;
+    json j = parse(r);
+    return {{"Authorization", j.value("token_type", "") + " " + j.value("access_token", "")}};
+  }
+  std::string label_nii(const LabelMap& l, const std::string& name) {
+    fs::path p = tmp_ / "scratch" / (name + ".nii.gz");
+    io::write_label(l, p);
+    return slurp(p);
+  }
+
+  TempDir tmp_;
+  fs::path data_;
+  Seeded seeded_;
+  std::unique_ptr<ServerProcess> server_;
+};
+
+}  // namespace
+
+TEST_F(MonaiTest, Auth_TokenFromPasswordForm_BearerWorks_NoTokenIs401) {
+  auto c = client();
+  auto a = c.Get("/auth/");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->status, 200);
+  EXPECT_EQ(parse(a)["enabled"], true);
+
+  auto r = c.Post("/auth/token",
+                  httplib::Params{{"username", "anna"}, {"password", kAnnotatorPassword}, {"grant_type", "password"}});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json tok = parse(r);
+  EXPECT_EQ(tok["token_type"], "bearer");
+  EXPECT_GT(tok["expires_in"].get<int64_t>(), 0);
+  const httplib::Headers h{{"Authorization", "bearer " + tok["access_token"].get<std::string>()}};
+  auto v = c.Get("/auth/token/valid", h);
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->status, 200);
+  EXPECT_EQ(parse(v)["username"], "anna");
+  EXPECT_EQ(parse(v)["roles"], json::array({"annotator"}));
+  // The token is a tumorlab session: /api accepts it too.
+  EXPECT_EQ(c.Get("/api/auth/me", h)->status, 200);
+
+  expect_error(c.Post("/auth/token", httplib::Params{{"username", "anna"}, {"password", "wrong-password"}}), 401,
+               "Unauthenticated");
+  expect_error(c.Post("/auth/token", httplib::Params{{"username", "anna"}}), 400, "BadArgument");
+  expect_error(c.Post("/auth/token", httplib::Params{{"username", "anna"},
+                                                     {"password", kAnnotatorPassword},
+                                                     {"grant_type", "client_credentials"}}),
+               400, "BadArgument");
+  // No token (or a made-up one): 401 JSON on every other route.
+  expect_error(c.Get("/info/"), 401, "Unauthenticated");
+  expect_error(c.Get("/datastore/?output=all"), 401, "Unauthenticated");
+  expect_error(c.Get("/datastore/image?image=case_a"), 401, "Unauthenticated");
+  expect_error(c.Post("/activelearning/first", "{}", "application/json"), 401, "Unauthenticated");
+  expect_error(c.Get("/info/", {{"Authorization", "bearer not-a-token"}}), 401);
+  // The login is audited like /api logins.
+  auto admin = login("admin", kAdminPassword);
+  json audit = parse(c.Get("/api/audit?action=login&limit=100", admin));
+  int anna_logins = 0;
+  for (const auto& row : audit["items"])
+    if (row.value("actor", "") == "anna" && row.value("outcome", "") == "ok") ++anna_logins;
+  EXPECT_GE(anna_logins, 1);
+}
+
+TEST_F(MonaiTest, Info_ListsActiveModelsLabelsStrategies) {
+  auto c = client();
+  auto h = login("anna", kAnnotatorPassword);
+  auto r = c.Get("/info/", h);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json info = parse(r);
+  EXPECT_EQ(info["name"], "tumorlab");
+  EXPECT_FALSE(info["version"].get<std::string>().empty());
+  ASSERT_TRUE(info["models"].contains("test-model")) << info.dump();
+  const json& m = info["models"]["test-model"];
+  EXPECT_EQ(m["type"], "segmentation");
+  EXPECT_EQ(m["labels"], json({{"tumor", 1}}));  // background left out, as MONAI apps do
+  EXPECT_EQ(m["dimension"], 3);
+  EXPECT_EQ(m["version"], "1");
+  EXPECT_EQ(info["labels"], json({{"tumor", 1}}));
+  EXPECT_TRUE(info["trainers"].contains("test-model"));
+  for (const char* s : {"rank", "first", "random"}) EXPECT_TRUE(info["strategies"].contains(s)) << s;
+  EXPECT_EQ(info["datastore"]["total"], 3);
+  EXPECT_EQ(info["datastore"]["label_tags"]["original"], 1);
+}
+
+TEST_F(MonaiTest, Datastore_AllListsSeededCases_ImageDownloadIsTheStoredVolume) {
+  auto c = client();
+  auto h = login("anna", kAnnotatorPassword);
+  auto r = c.Get("/datastore/?output=all", h);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json ds = parse(r);
+  std::set<std::string> ids;
+  for (const auto& [k, v] : ds["objects"].items()) ids.insert(k);
+  EXPECT_EQ(ids, (std::set<std::string>{"case_a", "case_b", "case_c"}));
+  const json& a = ds["objects"]["case_a"];
+  EXPECT_EQ(a["image"]["ext"], ".nii.gz");
+  EXPECT_EQ(a["image"]["info"]["checksum"], "SHA256:" + seeded_.image_sha256);
+  EXPECT_EQ(a["image"]["info"]["size"], json({16, 12, 6}));
+  ASSERT_TRUE(a["labels"].contains("original"));
+  EXPECT_FALSE(a["labels"].contains("final"));  // the current revision is still the AI one
+  EXPECT_EQ(a["labels"]["original"]["info"]["revision_id"], seeded_.ai_revision_id);
+  EXPECT_EQ(a["labels"]["original"]["info"]["params"]["label_names"], json({{"tumor", 1}}));
+  EXPECT_TRUE(ds["objects"]["case_b"]["labels"].empty());
+
+  json stats = parse(c.Get("/datastore/", h));
+  EXPECT_EQ(stats["total"], 3);
+  EXPECT_EQ(stats["completed"], 0);
+  EXPECT_EQ(parse(c.Get("/datastore/?output=train", h)), json::array());
+  expect_error(c.Get("/datastore/?output=everything", h), 400, "BadArgument");
+
+  // The image reads back as the stored volume, and its bytes match the advertised checksum.
+  auto img = c.Get("/datastore/image?image=case_a", h);
+  ASSERT_TRUE(img);
+  ASSERT_EQ(img->status, 200) << img->body;
+  fs::path p = tmp_ / "scratch" / "downloaded.nii.gz";
+  {
+    std::ofstream out(p, std::ios::binary);
+    out << img->body;
+  }
+  EXPECT_EQ(store::sha256_hex(img->body), seeded_.image_sha256);
+  Volume got = io::read_image(p);
+  Volume want = image();
+  ASSERT_EQ(got.geometry().size, want.geometry().size);
+  EXPECT_EQ(got.geometry().spacing_mm, want.geometry().spacing_mm);
+  for (int64_t n = 0; n < want.voxel_count(); ++n) ASSERT_EQ(got.value(n), want.value(n)) << "voxel " << n;
+  expect_error(c.Get("/datastore/image?image=no_such_case", h), 404, "NotFound");
+  expect_error(c.Get("/datastore/image", h), 400, "BadArgument");
+
+  // The AI original as a label download; no final label yet.
+  auto orig = c.Get("/datastore/label?label=case_a&tag=original", h);
+  ASSERT_TRUE(orig);
+  ASSERT_EQ(orig->status, 200) << orig->body;
+  fs::path lp = tmp_ / "scratch" / "original.nii.gz";
+  {
+    std::ofstream out(lp, std::ios::binary);
+    out << orig->body;
+  }
+  EXPECT_EQ(io::read_label(lp).count_nonzero(), 48);
+  expect_error(c.Get("/datastore/label?label=case_a&tag=final", h), 404, "NotFound");
+}
+
+TEST_F(MonaiTest, SaveLabel_ClientMultipart_NewRevisionAudited_WrongGridIs4xx) {
+  auto c = client();
+  auto h = login("anna", kAnnotatorPassword);
+  const std::string bytes = label_nii(block(grid(), 4, 6), "corrected");  // 24 voxels
+  auto [type, body] =
+      monai_multipart({{"params", R"({"label_info": [{"name": "tumor", "idx": 1}], "client_id": "user-xyz"})"}},
+                      {{"label", "/tmp/slicer/label.nii.gz", bytes}});
+  auto r = c.Put("/datastore/label?image=case_a", h, body, type.c_str());
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json saved = parse(r);
+  EXPECT_EQ(saved["image"], "case_a");
+  EXPECT_EQ(saved["label"], "case_a");
+  EXPECT_EQ(saved["tag"], "final");
+  const int64_t rev_id = saved["revision_id"];
+  EXPECT_EQ(saved["revision"]["kind"], "manual");
+  EXPECT_EQ(saved["revision"]["parent_id"], seeded_.ai_revision_id);
+  EXPECT_EQ(saved["revision"]["voxel_count"], 24);
+
+  // Visible in /api: the revision list, the case's current pointer, the audit trail.
+  json revs = parse(c.Get("/api/cases/" + std::to_string(seeded_.case_a) + "/revisions", h));
+  ASSERT_EQ(revs["items"].size(), 2u);
+  EXPECT_EQ(revs["items"][1]["id"], rev_id);
+  EXPECT_EQ(revs["items"][1]["author"]["username"], "anna");
+  auto admin = login("admin", kAdminPassword);
+  json audit = parse(c.Get("/api/audit?action=save&case_id=" + std::to_string(seeded_.case_a), admin));
+  ASSERT_FALSE(audit["items"].empty());
+  EXPECT_EQ(audit["items"][0]["actor"], "anna");
+  EXPECT_EQ(audit["items"][0]["outcome"], "ok");
+  // Now a final label: listed by the datastore and downloadable.
+  json ds = parse(c.Get("/datastore/?output=all", h));
+  EXPECT_EQ(ds["objects"]["case_a"]["labels"]["final"]["info"]["revision_id"], rev_id);
+  EXPECT_EQ(parse(c.Get("/datastore/?output=train", h)), json::array({{{"image", "case_a"}, {"label", "case_a"}}}));
+  auto fin = c.Get("/datastore/label?label=case_a&tag=final", h);
+  ASSERT_EQ(fin->status, 200);
+  EXPECT_EQ(store::sha256_hex(fin->body), saved["revision"]["sha256"].get<std::string>());
+
+  // A label on another grid: 422 GeometryMismatch JSON, nothing stored.
+  Geometry other = grid();
+  other.size = {8, 12, 6};
+  auto [t2, b2] =
+      monai_multipart({{"params", "{}"}}, {{"label", "label.nii.gz", label_nii(block(other, 4, 6), "small")}});
+  expect_error(c.Put("/datastore/label?image=case_a", h, b2, t2.c_str()), 422, "GeometryMismatch");
+  // Not NIfTI, no label part, tag original, unknown case: 4xx JSON.
+  auto [t3, b3] = monai_multipart({{"params", "{}"}}, {{"label", "label.seg.nrrd", "NRRD0004\n"}});
+  expect_error(c.Put("/datastore/label?image=case_a", h, b3, t3.c_str()), 415, "UnsupportedFormat");
+  auto [t4, b4] = monai_multipart({{"params", "{}"}}, {});
+  expect_error(c.Put("/datastore/label?image=case_a", h, b4, t4.c_str()), 400, "BadArgument");
+  auto [t5, b5] = monai_multipart({{"params", "{}"}}, {{"label", "label.nii.gz", bytes}});
+  expect_error(c.Put("/datastore/label?image=case_a&tag=original", h, b5, t5.c_str()), 400, "BadArgument");
+  expect_error(c.Put("/datastore/label?image=nope", h, b5, t5.c_str()), 404, "NotFound");
+  // The annotator may not save on the reviewer's case (same rule as /api).
+  expect_error(c.Put("/datastore/label?image=case_b", h, b5, t5.c_str()), 403, "Forbidden");
+  // No token: 401.
+  expect_error(c.Put("/datastore/label?image=case_a", {}, b5, t5.c_str()), 401, "Unauthenticated");
+  revs = parse(c.Get("/api/cases/" + std::to_string(seeded_.case_a) + "/revisions", h));
+  EXPECT_EQ(revs["items"].size(), 2u);
+}
+
+TEST_F(MonaiTest, ActiveLearning_FirstRankRandom_ReturnOpenCasesTheUserMayEdit) {
+  auto c = client();
+  auto h = login("anna", kAnnotatorPassword);
+  auto r = c.Post("/activelearning/first", h, R"({"client_id": "user-xyz"})", "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json s = parse(r);
+  EXPECT_EQ(s["id"], "case_a");
+  EXPECT_EQ(s["name"], "case_a.nii.gz");
+  EXPECT_EQ(s["checksum"], "SHA256:" + seeded_.image_sha256);
+  EXPECT_FALSE(s.contains("path"));
+  // rank: tumorlab's order (active-learning rank 1 = case_a).
+  EXPECT_EQ(parse(c.Post("/activelearning/rank", h, "", "application/json"))["id"], "case_a");
+  // random: one of the cases anna may edit (never the reviewer's case_b).
+  for (int i = 0; i < 10; ++i) {
+    std::string id = parse(c.Post("/activelearning/random", h, "{}", "application/json"))["id"];
+    EXPECT_TRUE(id == "case_a" || id == "case_c") << id;
+  }
+  expect_error(c.Post("/activelearning/epistemic", h, "{}", "application/json"), 404, "NotFound");
+}
+
+TEST_F(MonaiTest, Train_QueuesAnHonestJob_StatusAndStop) {
+  auto c = client();
+  auto anna = login("anna", kAnnotatorPassword);
+  auto rita = login("rita", kReviewerPassword);
+  expect_error(c.Get("/train/", rita), 404, "NotFound");
+  expect_error(c.Get("/train/?check_if_running=true", rita), 404, "NotFound");
+  expect_error(c.Post("/train/test-model", anna, "{}", "application/json"), 403, "Forbidden");
+  auto r = c.Post("/train/test-model", rita, R"({"max_epochs": 1})", "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json task = parse(r);
+  EXPECT_EQ(task["type"], "train");
+  EXPECT_EQ(task["model"], "test-model");
+  const int64_t job_id = task["id"];
+  // The job is real: in /api/jobs with type train, owned by the caller; its state is what the
+  // store says (nothing claims training jobs yet, so it is queued, or failed if a runner refuses it).
+  json job = parse(c.Get("/api/jobs/" + std::to_string(job_id), rita));
+  EXPECT_EQ(job["type"], "train");
+  EXPECT_EQ(job["params"]["model"], "test-model");
+  EXPECT_EQ(job["params"]["params"]["max_epochs"], 1);
+  EXPECT_NE(job["state"], "succeeded");
+  const std::map<std::string, std::string> status_of{
+      {"queued", "PENDING"}, {"running", "RUNNING"}, {"failed", "ERROR"}, {"cancelled", "STOPPED"}};
+  json st = parse(c.Get("/train/", anna));
+  EXPECT_EQ(st["id"], job_id);
+  EXPECT_EQ(st["status"], status_of.at(st["job"]["state"].get<std::string>()));
+  EXPECT_FALSE(st["details"].empty());
+  if (st["job"]["state"] == "queued") {
+    // A second start while one is queued: 409.
+    expect_error(c.Post("/train/test-model", rita, "{}", "application/json"), 409, "Conflict");
+    EXPECT_EQ(c.Get("/train/?check_if_running=true", anna)->status, 200);
+    expect_error(c.Delete("/train/", anna), 403, "Forbidden");
+    json stopped = parse(c.Delete("/train/", rita));
+    EXPECT_EQ(stopped["id"], job_id);
+    EXPECT_EQ(stopped["status"], "STOPPED");
+    EXPECT_EQ(parse(c.Get("/api/jobs/" + std::to_string(job_id), rita))["state"], "cancelled");
+  }
+  expect_error(c.Get("/train/?check_if_running=true", anna), 404, "NotFound");
+  expect_error(c.Post("/train/no-such-model", rita, "{}", "application/json"), 404, "NotFound");
+  // Audited.
+  auto admin = login("admin", kAdminPassword);
+  json audit = parse(c.Get("/api/audit?action=job.enqueue", admin));
+  ASSERT_FALSE(audit["items"].empty());
+  EXPECT_EQ(audit["items"][0]["actor"], "rita");
+}
+
+TEST_F(MonaiTest, Infer_BadRequestsAre4xx) {
+  auto c = client();
+  auto h = login("anna", kAnnotatorPassword);
+  auto [type, body] = monai_multipart({{"params", "{}"}}, {});
+  expect_error(c.Post("/infer/test-model", h, body, type.c_str()), 400, "BadArgument");  // no image
+  expect_error(c.Post("/infer/test-model?image=nope", h, body, type.c_str()), 404, "NotFound");
+  expect_error(c.Post("/infer/no-such-model?image=case_a", h, body, type.c_str()), 404, "NotFound");
+  expect_error(c.Post("/infer/test-model?image=case_a&output=dicom_seg", h, body, type.c_str()), 400, "BadArgument");
+  expect_error(c.Post("/infer/test-model?image=case_a", {}, body, type.c_str()), 401, "Unauthenticated");
+  // The failed run is audited.
+  auto admin = login("admin", kAdminPassword);
+  json audit = parse(c.Get("/api/audit?action=monai.infer", admin));
+  ASSERT_FALSE(audit["items"].empty());
+  EXPECT_EQ(audit["items"][0]["outcome"], "failed");
+}
