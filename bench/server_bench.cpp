@@ -1,7 +1,10 @@
 // Load benchmark of `tumorlab serve`: N concurrent clients (default 32) on 127.0.0.1 against the
 // real binary with a fresh data folder, for case listing, image download and revision save.
-// Prints requests/s and p50/p99 latency per operation. Usage:
-//   server_bench [--clients 32] [--seconds 5] [--size 256x256x40]
+// Prints requests/s and p50/p99 latency per operation, first with the server idle, then with a
+// pre-segmentation job running (a predict_batch over extra cases with an untrained bundle of the
+// shipped LGG model's network size: weights do not change the speed), and the ratio of the two.
+// Usage:
+//   server_bench [--clients 32] [--seconds 5] [--size 256x256x40] [--job-threads 1] [--no-job]
 #include <httplib.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -20,6 +23,8 @@
 #include <thread>
 
 #include "tumorlab/io/image_io.h"
+#include "tumorlab/model/bundle.h"
+#include "tumorlab/model/plans.h"
 #include "tumorlab/store/store.h"
 
 using namespace tumorlab;
@@ -41,11 +46,18 @@ struct Stats {
   int errors = 0;
 };
 
-void report(const std::string& name, Stats s, double seconds) {
+struct Figures {
+  double rps = 0, p50 = 0, p99 = 0;
+};
+
+Figures report(const std::string& name, Stats s, double seconds) {
   std::sort(s.ms.begin(), s.ms.end());
   auto pct = [&](double p) { return s.ms.empty() ? 0.0 : s.ms[static_cast<std::size_t>(p * (s.ms.size() - 1))]; };
-  std::printf("%-16s %8.1f req/s   p50 %7.2f ms   p99 %7.2f ms   (%zu ok, %d errors)\n", name.c_str(),
-              s.ms.size() / seconds, pct(0.5), pct(0.99), s.ms.size(), s.errors);
+  Figures f{s.ms.size() / seconds, pct(0.5), pct(0.99)};
+  std::printf("%-28s %8.1f req/s   p50 %7.2f ms   p99 %7.2f ms   (%zu ok, %d errors)\n", name.c_str(), f.rps, f.p50,
+              f.p99, s.ms.size(), s.errors);
+  std::fflush(stdout);
+  return f;
 }
 
 }  // namespace
@@ -54,9 +66,19 @@ int main(int argc, char** argv) {
   int clients = 32;
   double seconds = 5;
   Size3 size{256, 256, 40};
+  int job_threads = 1;
+  bool with_job = true;
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--no-job") with_job = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--clients")
+    if (a == "--no-job") {
+      --i;
+      continue;
+    }
+    if (a == "--job-threads")
+      job_threads = std::stoi(argv[i + 1]);
+    else if (a == "--clients")
       clients = std::stoi(argv[i + 1]);
     else if (a == "--seconds")
       seconds = std::stod(argv[i + 1]);
@@ -84,7 +106,16 @@ int main(int argc, char** argv) {
       for (int64_t i = 60; i < 120; ++i) label.at(i, j, k) = 1;
   io::write_label(label, dir / "label.nii.gz");
   const std::string label_bytes = slurp(dir / "label.nii.gz");
-  std::vector<std::int64_t> cases;
+  // The model for the job: the shipped LGG plans' network on one "T1" channel, untrained.
+  constexpr int kJobCases = 200;
+  if (with_job) {
+    model::Plans plans = model::load_plans(fs::path(TUMORLAB_SOURCE_DIR) / "models" / "lgg-flair-3d" / "plans.json");
+    plans.name = "bench-mr";
+    plans.channels.resize(1);
+    plans.channels[0].name = "T1";
+    model::write_untrained_bundle(dir / "models" / "bench-mr", plans, 1);
+  }
+  std::vector<std::int64_t> cases, job_cases;
   {
     store::StoreOptions so;
     so.data_dir = (dir / "data").string();
@@ -102,15 +133,22 @@ int main(int argc, char** argv) {
       cases.push_back(st.write([&](store::WriteTxn& t) {
                           return t.add_case({"bench_" + std::to_string(c), im.id, std::nullopt});
                         }).id);
+    for (int c = 0; with_job && c < kJobCases; ++c)
+      job_cases.push_back(st.write([&](store::WriteTxn& t) {
+                              return t.add_case({"job_" + std::to_string(c), im.id, std::nullopt});
+                            }).id);
   }
 
   const fs::path url_file = dir / "url";
   pid_t pid = fork();
   if (pid == 0) {
     setenv("TUMORLAB_ADMIN_PASSWORD", "bench-admin-password", 1);
+    setenv("TUMORLAB_MODELS_DIR", (dir / "models").c_str(), 1);
     std::string workers = std::to_string(std::max(8, clients));
+    std::string threads = std::to_string(job_threads);
     execl(TUMORLAB_CLI, TUMORLAB_CLI, "--log-level", "warn", "serve", "--data-dir", (dir / "data").c_str(), "--port",
-          "0", "--port-file", url_file.c_str(), "--workers", workers.c_str(), static_cast<char*>(nullptr));
+          "0", "--port-file", url_file.c_str(), "--workers", workers.c_str(), "--job-threads", threads.c_str(),
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   for (int i = 0; i < 1200 && !fs::exists(url_file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -130,7 +168,7 @@ int main(int argc, char** argv) {
       clients, seconds, size[0], size[1], size[2], fs::file_size(dir / "image.nii.gz") / 1024,
       label_bytes.size() / 1024);
 
-  auto run = [&](const std::string& name, const std::function<bool(httplib::Client&, int)>& op) {
+  auto run = [&](const std::string& name, const std::function<bool(httplib::Client&, int)>& op) -> Figures {
     std::vector<Stats> per(clients);
     std::vector<std::thread> threads;
     const auto end = Clock::now() + std::chrono::duration<double>(seconds);
@@ -156,20 +194,66 @@ int main(int argc, char** argv) {
       all.ms.insert(all.ms.end(), s.ms.begin(), s.ms.end());
       all.errors += s.errors;
     }
-    report(name, all, seconds);
+    return report(name, all, seconds);
   };
-  run("case list", [&](httplib::Client& cl, int) {
-    auto r = cl.Get("/api/cases?limit=100&sort=rank", auth);
-    return r && r->status == 200;
-  });
-  run("image download", [&](httplib::Client& cl, int c) {
-    auto r = cl.Get("/api/cases/" + std::to_string(cases[c]) + "/image", auth);
-    return r && r->status == 200;
-  });
-  run("revision save", [&](httplib::Client& cl, int c) {
-    auto r = cl.Post("/api/cases/" + std::to_string(cases[c]) + "/revisions", auth, label_bytes, "application/gzip");
-    return r && r->status == 201;
-  });
+  struct Op {
+    std::string name;
+    std::function<bool(httplib::Client&, int)> fn;
+  };
+  const std::vector<Op> ops{{"case list",
+                             [&](httplib::Client& cl, int) {
+                               auto r = cl.Get("/api/cases?limit=100&sort=rank", auth);
+                               return r && r->status == 200;
+                             }},
+                            {"image download",
+                             [&](httplib::Client& cl, int c) {
+                               auto r = cl.Get("/api/cases/" + std::to_string(cases[c]) + "/image", auth);
+                               return r && r->status == 200;
+                             }},
+                            {"revision save", [&](httplib::Client& cl, int c) {
+                               auto r = cl.Post("/api/cases/" + std::to_string(cases[c]) + "/revisions", auth,
+                                                label_bytes, "application/gzip");
+                               return r && r->status == 201;
+                             }}};
+  std::vector<Figures> idle;
+  for (const auto& op : ops) idle.push_back(run(op.name, op.fn));
+
+  if (with_job) {
+    // A reviewer starts a batch pre-segmentation of the extra cases; measured while it runs.
+    httplib::Client admin("127.0.0.1", port);
+    auto ar = admin.Post("/api/auth/login", json{{"username", "admin"}, {"password", "bench-admin-password"}}.dump(),
+                         "application/json");
+    const httplib::Headers admin_auth{{"Authorization", "Bearer " + json::parse(ar->body)["token"].get<std::string>()}};
+    auto jr = admin.Post("/api/jobs", admin_auth, json{{"type", "predict_batch"}, {"case_ids", job_cases}}.dump(),
+                         "application/json");
+    if (!jr || jr->status != 202) {
+      std::cerr << "server_bench: cannot start the job: " << (jr ? jr->body : std::string("no answer")) << "\n";
+      kill(pid, SIGTERM);
+      return 1;
+    }
+    const std::string job_path = "/api/jobs/" + std::to_string(json::parse(jr->body)["id"].get<std::int64_t>());
+    auto job_state = [&] {
+      auto r = admin.Get(job_path, admin_auth);
+      return r ? json::parse(r->body) : json();
+    };
+    for (int i = 0; i < 600 && job_state().value("state", "") != "running"; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::printf(
+        "-- with a pre-segmentation job running (predict_batch, LGG-sized 3D U-Net, TTA, %d LibTorch "
+        "thread(s) per job)\n",
+        job_threads);
+    std::vector<Figures> busy;
+    for (const auto& op : ops) busy.push_back(run(op.name + " (job running)", op.fn));
+    json j = job_state();
+    std::printf("job: %s, progress %.2f (%s)\n", j.value("state", "?").c_str(), j.value("progress", 0.0),
+                j.value("message", "").c_str());
+    std::printf("-- ratio with job / idle\n");
+    for (std::size_t i = 0; i < ops.size(); ++i)
+      std::printf("%-28s req/s x%.2f   p50 x%.2f   p99 x%.2f\n", ops[i].name.c_str(),
+                  idle[i].rps > 0 ? busy[i].rps / idle[i].rps : 0.0, idle[i].p50 > 0 ? busy[i].p50 / idle[i].p50 : 0.0,
+                  idle[i].p99 > 0 ? busy[i].p99 / idle[i].p99 : 0.0);
+    admin.Post(job_path + "/cancel", admin_auth, "{}", "application/json");
+  }
   kill(pid, SIGTERM);
   int status = 0;
   waitpid(pid, &status, 0);

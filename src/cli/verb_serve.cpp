@@ -26,6 +26,16 @@ Run add_serve(CLI::App& app) {
       ->check(CLI::Range(1, 1024));
   app.add_option("--web-dir", opts->http.web_dir, "Static files of the browser UI (built web/dist)")
       ->capture_default_str();
+  app.add_option("--job-workers", opts->job_workers,
+                 "Worker threads for AI jobs (pre-segmentation, batch prediction); 0: queue only")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 16));
+  app.add_option("--job-threads", opts->job_threads,
+                 "LibTorch threads per AI job (1 keeps the API responsive on a 2-core machine; 0: all cores)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 256));
+  app.add_flag("!--no-demo", opts->demo,
+               "Do not seed a newly created data folder with the synthetic demo cases");
   app.add_option("--port-file", opts->port_file,
                  "Write the listening URL to this file once bound (for scripts and tests)");
   app.footer(

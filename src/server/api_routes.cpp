@@ -610,6 +610,7 @@ void register_api_routes(Router& router, app::Lab& lab, const std::atomic<bool>&
                                      {"per_model", S::array(S::object({}))},
                                      {"mean_editing_seconds", S::nullable(S::number())}}),
        .handler = [L](Request& req) { return Response::json_body(app::metrics_summary(*L, actor_of(req))); }});
+  register_presegment_routes(router, lab);
   register_monai_routes(router, lab, TUMORLAB_VERSION);
 }
 

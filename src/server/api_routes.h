@@ -16,6 +16,9 @@ void register_api_routes(Router& router, app::Lab& lab, const std::atomic<bool>&
 // (src/server/api_monai.cpp, docs/monai_label.md). `version` is the server's version for /info/.
 void register_monai_routes(Router& router, app::Lab& lab, const std::string& version);
 
+// POST /api/cases/{case_id}/presegment and POST /api/jobs (src/server/api_presegment.cpp).
+void register_presegment_routes(Router& router, app::Lab& lab);
+
 // The session resolver for HttpServer backed by the lab's sessions.
 std::optional<Principal> resolve_session(app::Lab& lab, const std::string& token);
 

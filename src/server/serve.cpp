@@ -2,9 +2,12 @@
 
 #include <atomic>
 #include <filesystem>
+#include <cstdlib>
 #include <fstream>
+#include <iostream>
 
 #include "tumorlab/app/auth.h"
+#include "tumorlab/app/jobs.h"
 #include "tumorlab/app/lab.h"
 #include "tumorlab/core/log.h"
 #include "tumorlab/server/api_routes.h"
@@ -27,6 +30,18 @@ int run_serve(const ServeOptions& options, std::ostream& out) {
   if (opened.jobs_requeued || opened.jobs_failed)
     log_warn("serve: jobs interrupted by the last stop: " + std::to_string(opened.jobs_requeued) + " re-queued, " +
              std::to_string(opened.jobs_failed) + " failed");
+
+  if (options.register_models) {
+    try {
+      app::register_models(*lab, app::model_search_roots());
+    } catch (const std::exception& e) {
+      log_warn(std::string("serve: model registry: ") + e.what());
+    }
+  }
+  app::JobRunnerOptions jro;
+  jro.workers = options.job_workers;
+  jro.torch_threads = options.job_threads;
+  app::JobRunner jobs(*lab, jro);
 
   std::atomic<bool> stopping{false};
   Router router;
@@ -57,8 +72,17 @@ int run_serve(const ServeOptions& options, std::ostream& out) {
     }
     std::filesystem::rename(tmp, options.port_file);
   }
+  jobs.start();
   const int sig = serve_until_signal(http);
   stopping = true;
+  if (!jobs.stop()) {
+    // A job is still inside one long step (the network); its row stays running and the next
+    // start re-queues it. Leave without running destructors under its feet.
+    out << "tumorlab: stopped (signal " << sig << "; a running job is re-queued at the next start)\n";
+    out.flush();
+    std::cerr.flush();
+    std::_Exit(0);
+  }
   out << "tumorlab: stopped" << (sig ? " (signal " + std::to_string(sig) + ")" : std::string()) << "\n";
   return 0;
 }

@@ -14,6 +14,12 @@ struct ServeOptions {
   ServerOptions http;
   // Written once the socket is bound: "http://127.0.0.1:PORT" (tests read it to find the port).
   std::string port_file;
+  // Background AI jobs (pre-segmentation, batch prediction): worker threads (0: none run) and
+  // LibTorch threads per job.
+  int job_workers = 1;
+  int job_threads = 1;
+  // Register the model bundles found where `tumorlab predict` looks (app::model_search_roots).
+  bool register_models = true;
 };
 
 // The default static web folder (web/dist of the source tree this binary was built from).

@@ -141,7 +141,9 @@ class ServerProcess {
         "--host",      "127.0.0.1",
         "--port",      "0",
         "--port-file", port_file_.string(),
-        "--web-dir",   web_dir.empty() ? (data_dir.parent_path() / "no-web").string() : web_dir.string()};
+        "--web-dir",   web_dir.empty() ? (data_dir.parent_path() / "no-web").string() : web_dir.string(),
+        // The seeded job must stay queued (cancel tests); the runner: server_jobs_test.cpp.
+        "--job-workers", "0"};
     args.insert(args.end(), extra.begin(), extra.end());
     fs::remove(port_file_);  // a restart must not read the previous run's URL
     pid_ = fork();

@@ -1,0 +1,498 @@
+// The job runner of the real `tumorlab serve` on 127.0.0.1: the model registry at start-up, AI
+// pre-segmentation jobs (a real bundle: an untrained U-Net written by model::write_untrained_bundle,
+// found through $TUMORLAB_MODELS_DIR), batch prediction, cancel of a queued and of a running job,
+// a job that fails (corrupt model.pt) while the server keeps serving, and jobs left running by a
+// stop re-queued and completed by the next start. Data folders are seeded through the real store.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "test_support.h"
+#include "tumorlab/io/image_io.h"
+#include "tumorlab/model/bundle.h"
+#include "tumorlab/model/plans.h"
+#include "tumorlab/store/store.h"
+
+using namespace tumorlab;
+using nlohmann::json;
+using tumorlab::testing::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kAdminPassword = "admin-password-123";
+const char* kAnnotatorPassword = "annotator-password-1";
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Geometry grid() {
+  Geometry g;
+  g.size = {40, 32, 3};
+  g.spacing_mm = {1.0, 1.0, 2.0};
+  g.origin_lps = {-20, -16, 0};
+  return g;
+}
+
+// A dark background with a bright disc: something for the network to look at.
+Volume mr_image() {
+  Volume v(grid(), PixelType::Int16);
+  auto* d = v.data<int16_t>();
+  for (int k = 0; k < 3; ++k)
+    for (int j = 0; j < 32; ++j)
+      for (int i = 0; i < 40; ++i) {
+        const int di = i - 20, dj = j - 16;
+        d[v.linear_index(i, j, k)] = static_cast<int16_t>(di * di + dj * dj < 49 ? 300 : 20 + (i * 7 + j * 3) % 11);
+      }
+  return v;
+}
+
+// Plans of a tiny 2D U-Net on one MR channel.
+model::Plans tiny_plans(const std::string& name, const std::string& channel) {
+  model::Plans p;
+  p.name = name;
+  p.modality = "MR";
+  model::ChannelPlan c;
+  c.name = channel;
+  c.normalization.scheme = imaging::NormalizationScheme::ZScore;
+  c.foreground = "all";
+  p.channels = {c};
+  p.network.dims = 2;
+  p.network.features = {4, 8};
+  p.network.strides = {{2, 2, 1}};
+  p.network.deep_supervision = false;
+  p.patch_size = {16, 16, 1};
+  p.target_spacing_mm = {1, 1, 2};
+  p.inference.window_batch = 4;
+  p.inference.tta_mirror_axes = {0};
+  return p;
+}
+
+struct Seed {
+  store::Id annotator_id = 0;
+  std::map<std::string, store::Id> cases;  // by name
+};
+
+// Users and cases: "mr_<n>" (MR, channel T2w) x mr_cases, "ct_1" (CT: no model),
+// "flair_1" (MR, channel FLAIR: the corrupt bundle's input).
+Seed seed(const fs::path& data, const fs::path& scratch, int mr_cases) {
+  store::StoreOptions so;
+  so.data_dir = data.string();
+  auto st = store::Store::open(so);
+  Seed s;
+  s.annotator_id = st.create_user("anna", store::Role::Annotator, kAnnotatorPassword).id;
+  auto add_image = [&](const std::string& modality, const std::string& channel, int variant) {
+    Volume v = mr_image();
+    v.data<int16_t>()[0] = static_cast<int16_t>(variant);  // distinct bytes: distinct images
+    const fs::path f = scratch / ("image" + std::to_string(variant) + ".nii.gz");
+    io::write_image(v, f);
+    auto file = st.put_image_bytes(slurp(f));
+    store::NewImage ni;
+    ni.sha256 = file.sha256;
+    ni.modality = modality;
+    ni.channel_names = {channel};
+    ni.size = {40, 32, 3};
+    ni.spacing_mm = {1, 1, 2};
+    return st.write([&](store::WriteTxn& t) { return t.add_image(ni); }).id;
+  };
+  const store::Id mr = add_image("MR", "T2w", 1), ct = add_image("CT", "CT", 2), flair = add_image("MR", "FLAIR", 3);
+  st.write([&](store::WriteTxn& t) {
+    for (int n = 1; n <= mr_cases; ++n) {
+      const std::string name = "mr_" + std::to_string(n);
+      s.cases[name] = t.add_case({name, mr, std::nullopt}).id;
+    }
+    s.cases["ct_1"] = t.add_case({"ct_1", ct, std::nullopt}).id;
+    s.cases["flair_1"] = t.add_case({"flair_1", flair, std::nullopt}).id;
+  });
+  return s;
+}
+
+// One `tumorlab serve` child with its own environment.
+class Server {
+ public:
+  Server(const fs::path& data, const fs::path& models, std::vector<std::string> extra = {}) {
+    url_file_ = data.parent_path() / "url";
+    log_ = data.parent_path() / ("serve-" + std::to_string(++starts_) + ".log");
+    std::vector<std::string> args{TUMORLAB_CLI,  "--log-level",
+                                  "info",        "serve",
+                                  "--data-dir",  data.string(),
+                                  "--host",      "127.0.0.1",
+                                  "--port",      "0",
+                                  "--port-file", url_file_.string(),
+                                  "--web-dir",   (data.parent_path() / "no-web").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    fs::remove(url_file_);
+    pid_ = fork();
+    if (pid_ == 0) {
+      setenv("TUMORLAB_ADMIN_PASSWORD", kAdminPassword, 1);
+      setenv("TUMORLAB_MODELS_DIR", models.c_str(), 1);
+      FILE* f = freopen(log_.c_str(), "w", stderr);
+      (void)f;
+      dup2(fileno(stderr), STDOUT_FILENO);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    for (int i = 0; i < 1200 && !fs::exists(url_file_); ++i) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::ifstream in(url_file_);
+    std::string url;
+    std::getline(in, url);
+    if (url.empty()) ADD_FAILURE() << "server did not start; log:\n" << slurp(log_);
+    port_ = url.empty() ? 0 : std::stoi(url.substr(url.rfind(':') + 1));
+  }
+  ~Server() { stop(); }
+  int stop() {
+    if (pid_ <= 0) return exit_code_;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return exit_code_;
+  }
+  int port() const { return port_; }
+  std::string log() const { return slurp(log_); }
+
+ private:
+  static inline int starts_ = 0;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  int exit_code_ = -1;
+  fs::path url_file_, log_;
+};
+
+json parse(const httplib::Result& r) {
+  if (!r) return json();
+  try {
+    return json::parse(r->body);
+  } catch (const json::exception&) {
+    return json();
+  }
+}
+
+bool finished(const json& job) {
+  const std::string s = job.value("state", "");
+  return s == "succeeded" || s == "failed" || s == "cancelled";
+}
+
+class JobsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = tmp_ / "data";
+    models_ = tmp_ / "models";
+    fs::create_directories(tmp_ / "scratch");
+    model::write_untrained_bundle(models_ / "tiny-mr", tiny_plans("tiny-mr", "T2w"), 3);
+    // A bundle whose weights are not a LibTorch archive: registered (its JSON is fine), fails to load.
+    model::write_untrained_bundle(models_ / "broken-flair", tiny_plans("broken-flair", "FLAIR"), 4);
+    std::ofstream(models_ / "broken-flair" / "model.pt", std::ios::trunc) << "not a torch archive";
+    // Weights still being trained: plans.json only.
+    fs::create_directories(models_ / "untrained");
+    model::save_plans(tiny_plans("untrained", "PD"), models_ / "untrained" / "plans.json");
+  }
+  void start(std::vector<std::string> extra = {}) {
+    server_ = std::make_unique<Server>(data_, models_, std::move(extra));
+    ASSERT_GT(server_->port(), 0);
+  }
+  httplib::Client client() {
+    httplib::Client c("127.0.0.1", server_->port());
+    c.set_read_timeout(120, 0);
+    return c;
+  }
+  httplib::Headers login(const std::string& user, const std::string& password) {
+    auto c = client();
+    auto r = c.Post("/api/auth/login", json{{"username", user}, {"password", password}}.dump(), "application/json");
+    EXPECT_TRUE(r && r->status == 200);
+    return {{"Authorization", "Bearer " + parse(r).value("token", "")}};
+  }
+  json post(const std::string& path, const httplib::Headers& h, const json& body, int expect_status) {
+    auto c = client();
+    auto r = c.Post(path, h, body.dump(), "application/json");
+    EXPECT_TRUE(r);
+    if (!r) return json();
+    EXPECT_EQ(r->status, expect_status) << path << ": " << r->body;
+    return parse(r);
+  }
+  json get(const std::string& path, const httplib::Headers& h) {
+    auto c = client();
+    auto r = c.Get(path, h);
+    EXPECT_TRUE(r);
+    if (!r) return json();
+    EXPECT_EQ(r->status, 200) << path << ": " << r->body;
+    return parse(r);
+  }
+  // Polls until the job ends (bounded, so a hang fails instead of blocking the suite).
+  json wait_job(std::int64_t id, const httplib::Headers& h, const std::string& until = "finished") {
+    json j;
+    for (int i = 0; i < 6000; ++i) {
+      j = get("/api/jobs/" + std::to_string(id), h);
+      if (until == "finished" ? finished(j) : (j.value("state", "") == until || finished(j))) return j;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ADD_FAILURE() << "job " << id << " did not reach " << until << ": " << j.dump() << "\n" << server_->log();
+    return j;
+  }
+  std::string case_path(const std::string& name, const std::string& rest = "") {
+    return "/api/cases/" + std::to_string(seed_.cases.at(name)) + rest;
+  }
+
+  TempDir tmp_;
+  fs::path data_, models_;
+  Seed seed_;
+  std::unique_ptr<Server> server_;
+};
+
+}  // namespace
+
+TEST_F(JobsTest, Registry_BundlesRegisteredAndActive_UntrainedFolderSkipped) {
+  seed_ = seed(data_, tmp_ / "scratch", 1);
+  start();
+  auto admin = login("admin", kAdminPassword);
+  json models = get("/api/models", admin)["items"];
+  std::map<std::string, json> by_name;
+  for (const auto& m : models) by_name[m["name"].get<std::string>()] = m;
+  ASSERT_TRUE(by_name.count("tiny-mr")) << models.dump();
+  EXPECT_TRUE(by_name.count("broken-flair"));
+  EXPECT_FALSE(by_name.count("untrained")) << "a folder without model.pt is not a model";
+  const json& m = by_name["tiny-mr"];
+  EXPECT_TRUE(m["active"].get<bool>());
+  EXPECT_EQ(m["metadata"]["modality"], "MR");
+  EXPECT_EQ(m["metadata"]["channels"], json::array({"T2w"}));
+  EXPECT_EQ(m["metadata"]["dims"], 2);
+  EXPECT_EQ(m["metadata"]["labels"]["tumor"], 1);
+  EXPECT_NE(server_->log().find("no model.pt"), std::string::npos) << server_->log();
+  // A restart registers nothing twice; activation still works.
+  server_->stop();
+  start();
+  admin = login("admin", kAdminPassword);
+  EXPECT_EQ(get("/api/models", admin)["items"].size(), models.size());
+  const auto id = std::to_string(m["id"].get<std::int64_t>());
+  EXPECT_TRUE(post("/api/models/" + id + "/activate", admin, json::object(), 200)["active"].get<bool>());
+}
+
+TEST_F(JobsTest, Presegment_Succeeds_AiRevisionOnGrid_UncertaintyDownloadable_CasePresegmented) {
+  seed_ = seed(data_, tmp_ / "scratch", 1);
+  start();
+  auto anna = login("anna", kAnnotatorPassword);
+  json job = post(case_path("mr_1", "/presegment"), anna, json::object(), 202);
+  ASSERT_EQ(job["type"], "presegment") << job.dump();
+  EXPECT_EQ(job["priority"], 0) << "interactive priority";
+  EXPECT_EQ(job["case_id"], seed_.cases["mr_1"]);
+  // The progress stream ends with the finished job.
+  auto c = client();
+  std::string events;
+  auto sse = c.Get("/api/jobs/" + std::to_string(job["id"].get<std::int64_t>()) + "/events", anna,
+                   [&](const char* data, size_t n) {
+                     events.append(data, n);
+                     return true;
+                   });
+  ASSERT_TRUE(sse);
+  EXPECT_NE(events.find("event: end"), std::string::npos) << events;
+  job = wait_job(job["id"], anna);
+  ASSERT_EQ(job["state"], "succeeded") << job.dump() << "\n" << server_->log();
+  EXPECT_EQ(job["progress"], 1.0);
+  EXPECT_EQ(job["result"]["model"]["name"], "tiny-mr");
+  EXPECT_TRUE(job["result"]["case_score"].is_number());
+
+  json revs = get(case_path("mr_1", "/revisions"), anna)["items"];
+  ASSERT_EQ(revs.size(), 1u);
+  EXPECT_EQ(revs[0]["kind"], "ai");
+  EXPECT_EQ(revs[0]["model"]["name"], "tiny-mr");
+  EXPECT_EQ(revs[0]["id"], job["result"]["revision_id"]);
+  json detail = get(case_path("mr_1"), anna);
+  EXPECT_EQ(detail["status"], "presegmented") << detail.dump();
+  EXPECT_EQ(detail["ai_revision_id"], revs[0]["id"]);
+  EXPECT_TRUE(detail["has_uncertainty"].get<bool>());
+  EXPECT_TRUE(detail["uncertainty"].is_number()) << detail.dump();
+
+  // The label and the uncertainty map lie on the image grid.
+  auto label =
+      c.Get(case_path("mr_1", "/revisions/" + std::to_string(revs[0]["id"].get<std::int64_t>()) + "/label"), anna);
+  ASSERT_TRUE(label && label->status == 200);
+  std::ofstream(tmp_ / "ai.nii.gz", std::ios::binary) << label->body;
+  EXPECT_TRUE(io::read_label(tmp_ / "ai.nii.gz").geometry().same_grid(grid()));
+  auto unc = c.Get(case_path("mr_1", "/uncertainty"), anna);
+  ASSERT_TRUE(unc);
+  ASSERT_EQ(unc->status, 200) << unc->body;
+  std::ofstream(tmp_ / "u.nii.gz", std::ios::binary) << unc->body;
+  Volume u = io::read_image(tmp_ / "u.nii.gz");
+  EXPECT_TRUE(u.geometry().same_grid(grid()));
+  EXPECT_EQ(u.channels(), 1);
+  EXPECT_EQ(u.pixel_type(), PixelType::Float32);
+  const float* uv = u.data<float>();
+  for (int64_t n = 0; n < u.voxel_count(); ++n) ASSERT_TRUE(uv[n] >= 0.0f && uv[n] <= 1.0f) << n;
+
+  // Audited with the model as actor; the job's end too.
+  auto admin = login("admin", kAdminPassword);
+  json audit = get("/api/audit?case_id=" + std::to_string(seed_.cases["mr_1"]), admin)["items"];
+  bool saved_by_model = false, finished_row = false;
+  for (const auto& a : audit) {
+    if (a["action"] == "save" && a["actor"].get<std::string>().rfind("tiny-mr@", 0) == 0) saved_by_model = true;
+    if (a["action"] == "job.finish") finished_row = true;
+  }
+  EXPECT_TRUE(saved_by_model) << audit.dump();
+  EXPECT_TRUE(finished_row) << audit.dump();
+}
+
+TEST_F(JobsTest, Presegment_NoModelForModality_SucceedsAsSkipped) {
+  seed_ = seed(data_, tmp_ / "scratch", 1);
+  start();
+  auto anna = login("anna", kAnnotatorPassword);
+  json job = wait_job(post(case_path("ct_1", "/presegment"), anna, json::object(), 202)["id"], anna);
+  ASSERT_EQ(job["state"], "succeeded") << job.dump();
+  EXPECT_EQ(job["result"]["skipped"], "no model for modality CT with channels [CT]") << job.dump();
+  EXPECT_TRUE(get(case_path("ct_1", "/revisions"), anna)["items"].empty());
+  EXPECT_EQ(get(case_path("ct_1"), anna)["status"], "new");
+}
+
+TEST_F(JobsTest, CorruptWeights_JobFailsWithMessage_ServerKeepsServing) {
+  seed_ = seed(data_, tmp_ / "scratch", 1);
+  start();
+  auto anna = login("anna", kAnnotatorPassword);
+  json job = wait_job(post(case_path("flair_1", "/presegment"), anna, json::object(), 202)["id"], anna);
+  ASSERT_EQ(job["state"], "failed") << job.dump();
+  const std::string error = job["error"];
+  EXPECT_NE(error.find("model.pt"), std::string::npos) << error;
+  EXPECT_TRUE(get(case_path("flair_1", "/revisions"), anna)["items"].empty());
+  // Still serving, and the next job runs.
+  EXPECT_EQ(get("/api/health", {})["status"], "ok");
+  job = wait_job(post(case_path("mr_1", "/presegment"), anna, json::object(), 202)["id"], anna);
+  EXPECT_EQ(job["state"], "succeeded") << job.dump();
+}
+
+TEST_F(JobsTest, PostJobs_PredictBatch_RolesAndBadInput) {
+  seed_ = seed(data_, tmp_ / "scratch", 3);
+  start();
+  auto anna = login("anna", kAnnotatorPassword);
+  auto admin = login("admin", kAdminPassword);
+  post("/api/jobs", anna, {{"type", "predict_batch"}, {"cases", "new"}}, 403);
+  json e = post("/api/jobs", admin, {{"type", "train"}}, 400);
+  EXPECT_NE(e["error"]["message"].get<std::string>().find("type"), std::string::npos);
+  post("/api/jobs", admin, {{"type", "predict_batch"}, {"case_ids", {999999}}}, 404);
+  post("/api/jobs", admin, {{"type", "predict_batch"}, {"case_ids", "1"}}, 400);
+  json job = post("/api/jobs", admin, {{"type", "predict_batch"}, {"cases", "new"}}, 202);
+  EXPECT_EQ(job["priority"], 2);
+  EXPECT_EQ(job["params"]["case_ids"].size(), 5u);  // 3 MR + CT + FLAIR, all new
+  job = wait_job(job["id"], admin);
+  ASSERT_EQ(job["state"], "succeeded") << job.dump();
+  EXPECT_EQ(job["result"]["segmented"], 3);
+  EXPECT_EQ(job["result"]["skipped"], 1);  // CT: no model
+  EXPECT_EQ(job["result"]["failed"], 1);   // FLAIR: the corrupt bundle
+  for (int n = 1; n <= 3; ++n) EXPECT_EQ(get(case_path("mr_" + std::to_string(n)), admin)["status"], "presegmented");
+}
+
+TEST_F(JobsTest, Cancel_QueuedJob_EndsCancelledWithoutRunning) {
+  seed_ = seed(data_, tmp_ / "scratch", 1);
+  start({"--job-workers", "0"});  // nothing claims: the job stays queued
+  auto anna = login("anna", kAnnotatorPassword);
+  json job = post(case_path("mr_1", "/presegment"), anna, json::object(), 202);
+  ASSERT_EQ(job["state"], "queued");
+  // Asking again returns the same unfinished job.
+  EXPECT_EQ(post(case_path("mr_1", "/presegment"), anna, json::object(), 202)["id"], job["id"]);
+  const std::string cancel = "/api/jobs/" + std::to_string(job["id"].get<std::int64_t>()) + "/cancel";
+  EXPECT_EQ(post(cancel, anna, json::object(), 200)["state"], "cancelled");
+  // A runner started now finds nothing to do.
+  server_->stop();
+  start();
+  anna = login("anna", kAnnotatorPassword);
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));  // a poll period: nothing may start
+  json after = get("/api/jobs/" + std::to_string(job["id"].get<std::int64_t>()), anna);
+  EXPECT_EQ(after["state"], "cancelled");
+  EXPECT_EQ(after["attempts"], 0);
+  EXPECT_TRUE(get(case_path("mr_1", "/revisions"), anna)["items"].empty());
+}
+
+TEST_F(JobsTest, Cancel_RunningBatch_EndsCancelledBetweenCases) {
+  constexpr int kCases = 150;
+  seed_ = seed(data_, tmp_ / "scratch", kCases);
+  start();
+  auto rita = login("admin", kAdminPassword);
+  json ids = json::array();
+  for (int n = 1; n <= kCases; ++n) ids.push_back(seed_.cases["mr_" + std::to_string(n)]);
+  json job = post("/api/jobs", rita, {{"type", "predict_batch"}, {"case_ids", ids}}, 202);
+  json running = wait_job(job["id"], rita, "running");
+  ASSERT_EQ(running["state"], "running") << running.dump();
+  const std::string cancel = "/api/jobs/" + std::to_string(job["id"].get<std::int64_t>()) + "/cancel";
+  json asked = post(cancel, rita, json::object(), 200);
+  EXPECT_TRUE(asked["cancel_requested"].get<bool>());
+  job = wait_job(job["id"], rita);
+  EXPECT_EQ(job["state"], "cancelled") << job.dump();
+  // It stopped between cases: fewer AI revisions than cases.
+  json cases = get("/api/cases?status=presegmented&limit=1000", rita);
+  EXPECT_LT(cases["total"].get<int>(), kCases);
+}
+
+TEST_F(JobsTest, Restart_JobLeftRunning_IsRequeuedAndCompleted) {
+  seed_ = seed(data_, tmp_ / "scratch", 1);
+  // A job a crash left running: claimed in the store, never finished.
+  {
+    store::StoreOptions so;
+    so.data_dir = data_.string();
+    auto st = store::Store::open(so);
+    store::NewJob nj;
+    nj.type = store::JobType::Presegment;
+    nj.priority = store::JobPriority::Presegment;
+    nj.case_id = seed_.cases["mr_1"];
+    const auto id = st.write([&](store::WriteTxn& t) { return t.enqueue_job(nj); }).id;
+    auto claimed = st.write([&](store::WriteTxn& t) { return t.claim_next_job(); });
+    ASSERT_TRUE(claimed && claimed->id == id);
+  }
+  start();
+  auto anna = login("anna", kAnnotatorPassword);
+  json jobs = get("/api/jobs?type=presegment", anna)["items"];
+  ASSERT_EQ(jobs.size(), 1u);
+  json job = wait_job(jobs[0]["id"], anna);
+  EXPECT_EQ(job["state"], "succeeded") << job.dump();
+  EXPECT_EQ(job["attempts"], 2);
+  EXPECT_EQ(get(case_path("mr_1", "/revisions"), anna)["items"].size(), 1u);
+}
+
+TEST_F(JobsTest, Sigterm_DuringBatch_JobRequeuedAtNextStart_NoCaseSegmentedTwice) {
+  constexpr int kCases = 60;
+  seed_ = seed(data_, tmp_ / "scratch", kCases);
+  start();
+  auto admin = login("admin", kAdminPassword);
+  json job = post("/api/jobs", admin, {{"type", "predict_batch"}, {"cases", "new"}}, 202);
+  const auto id = job["id"].get<std::int64_t>();
+  // Wait until a few cases are done, then stop the server.
+  for (int i = 0; i < 2400; ++i) {
+    job = get("/api/jobs/" + std::to_string(id), admin);
+    if (job.value("progress", 0.0) > 0.05 || finished(job)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(job["state"], "running") << "the batch should still be running: " << job.dump();
+  EXPECT_EQ(server_->stop(), 0) << server_->log();
+  EXPECT_NE(server_->log().find("re-queued at the next start"), std::string::npos) << server_->log();
+  start();
+  admin = login("admin", kAdminPassword);
+  job = wait_job(id, admin);
+  ASSERT_EQ(job["state"], "succeeded") << job.dump();
+  EXPECT_EQ(job["attempts"], 2);
+  EXPECT_EQ(job["result"]["segmented"], kCases);
+  // Every MR case has exactly one AI revision.
+  for (int n = 1; n <= kCases; ++n) {
+    json revs = get(case_path("mr_" + std::to_string(n), "/revisions"), admin)["items"];
+    EXPECT_EQ(revs.size(), 1u) << "mr_" << n;
+  }
+}
