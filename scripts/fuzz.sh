@@ -13,7 +13,7 @@ runs="${1:-8000}"
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz
 status=0
-for target in nifti dicom; do
+for target in nifti dicom zip; do
   corpus="build/fuzz/corpus/$target"
   mkdir -p "$corpus"
   seeds="build/ci/fuzz-seeds/$target"

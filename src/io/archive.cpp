@@ -78,8 +78,20 @@ std::vector<fs::path> extract_zip(const fs::path& zip, const fs::path& dest, con
     if (written_files.size() >= max_entries)
       throw Error(ErrorCode::TooLarge, display_name + ": more than " + std::to_string(max_entries) + " files");
     fs::path out_path = dest / rel;
-    if (fs::exists(out_path, ec))
+    // Two entries that clash once sanitised ("a b" and "a_b", or a file "x" and a folder "x/")
+    // are the archive's fault: the later one is renamed, or the archive refused (CorruptFile).
+    if (fs::exists(fs::symlink_status(out_path, ec)))
       out_path = out_path.parent_path() / (std::to_string(i) + "_" + rel.filename().string());
+    const auto clash = [&] {
+      return Error(ErrorCode::CorruptFile,
+                   display_name + ": entry '" + rel.generic_string() + "' clashes with another entry of the same name");
+    };
+    if (fs::exists(fs::symlink_status(out_path, ec))) throw clash();
+    for (fs::path p = out_path.parent_path(); p != dest && p.has_relative_path(); p = p.parent_path()) {
+      const auto st = fs::symlink_status(p, ec);
+      if (fs::exists(st) && !fs::is_directory(st)) throw clash();
+    }
+    ec.clear();
     fs::create_directories(out_path.parent_path(), ec);
     if (ec)
       throw Error(ErrorCode::IoFailure, "cannot create a folder to extract " + display_name + ": " + ec.message());
