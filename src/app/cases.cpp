@@ -1,7 +1,6 @@
 #include "tumorlab/app/cases.h"
 
 #include <unistd.h>
-#include <zlib.h>
 
 #include <atomic>
 #include <cmath>
@@ -170,36 +169,12 @@ void write_file(const fs::path& p, const std::string& bytes) {
   if (!out) throw Error(ErrorCode::IoFailure, "cannot write scratch file " + p.filename().string());
 }
 
-// A gzip upload must be one complete stream: Error(CorruptFile) when it ends early. (io's NIfTI
-// reader accepts a truncated .nii.gz and zero-fills the rest, so uploads are checked here.)
-void check_complete_gzip(const std::string& bytes, const std::string& field) {
-  z_stream zs{};
-  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) throw Error(ErrorCode::Internal, "zlib: cannot initialise inflate");
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
-  zs.avail_in = static_cast<uInt>(bytes.size());
-  std::vector<unsigned char> out(1 << 16);
-  int rc = Z_OK;
-  while (rc == Z_OK) {
-    zs.next_out = out.data();
-    zs.avail_out = static_cast<uInt>(out.size());
-    rc = inflate(&zs, Z_NO_FLUSH);
-    if (rc == Z_BUF_ERROR && zs.avail_in == 0) break;  // input ended inside the stream
-  }
-  inflateEnd(&zs);
-  if (rc != Z_STREAM_END)
-    throw Error(ErrorCode::CorruptFile,
-                field + ": truncated or corrupt gzip data (" +
-                    (rc == Z_DATA_ERROR ? std::string("bad deflate data") : std::string("the stream ends early")) +
-                    "; expected a complete .nii.gz)");
-}
-
 // Parses uploaded label bytes (.nii.gz or .nii) on `grid`; errors name `field`.
 LabelMap parse_label_bytes(Lab& lab, const std::string& bytes, const Geometry& grid, const std::string& field) {
   if (bytes.empty())
     throw Error(ErrorCode::BadArgument, field + ": empty upload (expected .nii.gz bytes of a label map)");
   const bool gz =
       bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0x1f && static_cast<unsigned char>(bytes[1]) == 0x8b;
-  if (gz) check_complete_gzip(bytes, field);
   ScratchFile tmp{scratch_file(lab, gz ? ".nii.gz" : ".nii")};
   write_file(tmp.path, bytes);
   try {

@@ -211,54 +211,49 @@ NiftiRaw peek_nifti(const fs::path& path) {
   return h;
 }
 
-// The NIfTI library silently replaces NaN and Inf voxels by 0; count them in the raw bytes first.
-template <class T> int64_t count_non_finite_raw(const fs::path& path, const NiftiRaw& h) {
-  GzFile gz(path);
-  if (!gz.get() || gzseek(gz.get(), static_cast<z_off_t>(h.vox_offset), SEEK_SET) < 0) return 0;
-  std::vector<T> chunk(1 << 16);
-  uint64_t left = h.voxels();
-  int64_t bad = 0;
-  while (left > 0) {
-    const auto n = static_cast<unsigned>(std::min<uint64_t>(left, chunk.size()));
-    const int got = gzread(gz.get(), chunk.data(), n * static_cast<unsigned>(sizeof(T)));
-    if (got <= 0) break;
-    const int count = got / static_cast<int>(sizeof(T));
-    for (int i = 0; i < count; ++i) {
-      const T v = h.swapped ? swap_bytes(chunk[i]) : chunk[i];
-      bad += !std::isfinite(v);
-    }
-    left -= static_cast<uint64_t>(count);
+// One pass over a NIfTI file's voxel bytes (plain or gzip; zlib reads both), for what the NIfTI
+// library would hide: it zero-fills what a truncated .nii.gz lacks and replaces NaN/Inf by 0.
+// Reading a gzip stream to its end also checks its CRC.
+struct VoxelScan {
+  std::string problem;     // empty, or why the data is incomplete or corrupt
+  int64_t non_finite = 0;  // NaN/Inf voxels (float32/float64 data only)
+};
+
+template <class T> void count_non_finite(const char* bytes, std::size_t n, bool swapped, int64_t& bad) {
+  for (std::size_t i = 0; i + sizeof(T) <= n; i += sizeof(T)) {
+    T v;
+    std::memcpy(&v, bytes + i, sizeof(T));
+    bad += !std::isfinite(swapped ? swap_bytes(v) : v);
   }
-  return bad;
 }
 
-// A .nii.gz must hold a complete gzip stream with all the voxels the header declares: the NIfTI
-// library zero-fills what a truncated stream lacks without a word. Reads the whole stream (zlib
-// also checks the CRC at its end); returns an empty string when complete, else the problem.
-std::string incomplete_gzip_nifti(const fs::path& path, const NiftiRaw& h) {
+VoxelScan scan_nifti_voxels(const fs::path& path, const NiftiRaw& h) {
+  VoxelScan scan;
   GzFile gz(path);
-  if (!gz.get()) return "cannot open";
-  std::vector<char> chunk(1 << 20);
+  if (!gz.get() || gzseek(gz.get(), static_cast<z_off_t>(h.vox_offset), SEEK_SET) < 0) {
+    scan.problem = "data ends before the voxel offset";
+    return scan;
+  }
+  const uint64_t need = h.voxels() * static_cast<uint64_t>(h.bitpix / 8);
+  std::vector<char> chunk(1 << 20);  // a multiple of every voxel size
   uint64_t total = 0;
   for (;;) {
     const int got = gzread(gz.get(), chunk.data(), static_cast<unsigned>(chunk.size()));
-    if (got < 0) {
-      int err = 0;
-      const char* msg = gzerror(gz.get(), &err);
-      return std::string("corrupt gzip data (") + (msg ? msg : "unknown") + ")";
-    }
-    if (got == 0) break;
+    if (got <= 0) break;  // 0: end of data; < 0: gzerror() below says why
+    const auto n = static_cast<std::size_t>(std::min<uint64_t>(static_cast<uint64_t>(got), need - std::min(need, total)));
+    if (h.datatype == 16 /* DT_FLOAT32 */) count_non_finite<float>(chunk.data(), n, h.swapped, scan.non_finite);
+    if (h.datatype == 64 /* DT_FLOAT64 */) count_non_finite<double>(chunk.data(), n, h.swapped, scan.non_finite);
     total += static_cast<uint64_t>(got);
   }
-  int err = 0;
-  gzerror(gz.get(), &err);
-  if (err != Z_OK && err != Z_STREAM_END) return "corrupt gzip data";
-  const uint64_t need = static_cast<uint64_t>(h.vox_offset) + h.voxels() * static_cast<uint64_t>(h.bitpix / 8);
-  if (total < need) {
-    return "truncated: the header declares " + std::to_string(need) + " bytes of header and voxels, the stream holds " +
-           std::to_string(total);
+  int err = Z_OK;
+  const char* message = gzerror(gz.get(), &err);
+  if (err != Z_OK && err != Z_STREAM_END) {
+    scan.problem = std::string("corrupt or truncated gzip data (") + (message ? message : "zlib error") + ")";
+  } else if (total < need) {
+    scan.problem = "truncated: the header declares " + std::to_string(need) + " bytes of voxels after offset " +
+                   std::to_string(static_cast<uint64_t>(h.vox_offset)) + ", the data holds " + std::to_string(total);
   }
-  return {};
+  return scan;
 }
 
 bool has_png_signature(const fs::path& path) {
@@ -329,11 +324,10 @@ Volume read_with_itk(const fs::path& original, const ReadOptions& options) {
   const IsolatedNiftiPath isolated(original);
   const fs::path& path = isolated.path();
   const std::string fname = name_of(original);
-  if (ends_with(fname, ".nii") || ends_with(fname, ".nii.gz") || ends_with(fname, ".hdr")) {
-    const NiftiRaw h = peek_nifti(original);
-    if (h.readable && !h.bad_geometry.empty()) {
-      throw Error(ErrorCode::HeaderMismatch, fname + ": NIfTI header field " + h.bad_geometry);
-    }
+  const bool nifti = ends_with(fname, ".nii") || ends_with(fname, ".nii.gz");
+  const NiftiRaw h = nifti || ends_with(fname, ".hdr") ? peek_nifti(original) : NiftiRaw{};
+  if (h.readable && !h.bad_geometry.empty()) {
+    throw Error(ErrorCode::HeaderMismatch, fname + ": NIfTI header field " + h.bad_geometry);
   }
   // ITK picks the reader by content, so a PNG is checked whatever its file name says.
   if (has_png_signature(original)) validate_png(original, fname);
@@ -378,8 +372,7 @@ Volume read_with_itk(const fs::path& original, const ReadOptions& options) {
   // NIfTI: the data must be as long as the header says, and NaN/Inf are counted before ITK
   // (whose NIfTI library would turn them into zeros without a word).
   int64_t raw_non_finite = 0;
-  if (ends_with(fname, ".nii") || ends_with(fname, ".nii.gz")) {
-    const NiftiRaw h = peek_nifti(original);
+  if (nifti) {
     if (h.valid && ends_with(fname, ".nii")) {
       std::error_code ec;
       const auto file_bytes = fs::file_size(original, ec);
@@ -393,12 +386,12 @@ Volume read_with_itk(const fs::path& original, const ReadOptions& options) {
                         " bytes");
       }
     }
-    if (h.valid && ends_with(fname, ".nii.gz")) {
-      const std::string problem = incomplete_gzip_nifti(original, h);
-      if (!problem.empty()) throw Error(ErrorCode::CorruptFile, fname + ": " + problem);
+    const bool is_float = h.datatype == 16 || h.datatype == 64;
+    if (h.valid && (ends_with(fname, ".nii.gz") || is_float)) {
+      const VoxelScan scan = scan_nifti_voxels(original, h);
+      if (!scan.problem.empty()) throw Error(ErrorCode::CorruptFile, fname + ": " + scan.problem);
+      raw_non_finite = scan.non_finite;
     }
-    if (h.valid && h.datatype == 16 /* DT_FLOAT32 */) raw_non_finite = count_non_finite_raw<float>(original, h);
-    if (h.valid && h.datatype == 64 /* DT_FLOAT64 */) raw_non_finite = count_non_finite_raw<double>(original, h);
     if (raw_non_finite > 0 && !options.allow_non_finite) {
       throw Error(ErrorCode::NonFiniteVoxels, fname + ": " + std::to_string(raw_non_finite) + " of " +
                                                   std::to_string(h.voxels()) + " voxels are NaN or Inf");

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli_run.h"
 #include "test_support.h"
 #include "tumorlab/io/image_io.h"
 #include "tumorlab/model/plans.h"
@@ -18,32 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-Result run(const std::string& args) {
-  TempDir tmp;
-  const std::string cmd = std::string(TUMORLAB_CLI) + " " + args + " 2>" + quote((tmp / "err").string());
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  std::size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream e(tmp / "err");
-  r.err.assign((std::istreambuf_iterator<char>(e)), {});
-  return r;
-}
+using namespace tumorlab::testing::cli;
 
 // Three 2D cases 40 x 60 (uint8 PNG, white background, a dark "lesion" in two of them).
 void write_png_dataset(const fs::path& root) {

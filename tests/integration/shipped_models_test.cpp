@@ -3,18 +3,19 @@
 // The floors are well below the means in the model cards (a per-case floor must survive hard
 // cases) but far above what an untrained or broken model gives (Dice ~0 on these cases).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli_run.h"
 #include "test_support.h"
+#include "tumorlab/imaging/metrics.h"
 #include "tumorlab/io/image_io.h"
 
 using namespace tumorlab;
 using tumorlab::testing::TempDir;
 namespace fs = std::filesystem;
+namespace cli = tumorlab::testing::cli;
 
 namespace {
 
@@ -34,22 +35,10 @@ std::vector<std::string> held_out_patients(const fs::path& bundle, const fs::pat
   std::vector<std::string> ids;
   for (const auto& id : split.at("validation")) {
     const std::string c = id.get<std::string>();
-    const Volume ref = io::read_image(dataset / "labelsTr" / (c + ending));
-    if (ref.intensity_range().second > 0) ids.push_back(c);
+    if (io::read_label(dataset / "labelsTr" / (c + ending)).count_nonzero() > 0) ids.push_back(c);
     if (static_cast<int>(ids.size()) == count) break;
   }
   return ids;
-}
-
-double dice(const Volume& pred, const Volume& ref) {
-  int64_t both = 0, p = 0, r = 0;
-  for (int64_t i = 0; i < ref.voxel_count(); ++i) {
-    const bool a = pred.value(i) > 0, b = ref.value(i) > 0;
-    both += a && b;
-    p += a;
-    r += b;
-  }
-  return p + r == 0 ? 1.0 : 2.0 * static_cast<double>(both) / static_cast<double>(p + r);
 }
 
 void check_model(const ShippedModel& m) {
@@ -69,16 +58,15 @@ void check_model(const ShippedModel& m) {
       fs::create_symlink(dataset / "imagesTr" / (id + suffix + m.ending), tmp / "in" / (id + suffix + m.ending));
     }
   }
-  const std::string cmd = std::string(TUMORLAB_CLI) + " predict -m '" + bundle.string() + "' '" +
-                          (tmp / "in").string() + "' -o '" + (tmp / "out").string() + "' >/dev/null";
-  const int status = std::system(cmd.c_str());
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << cmd;
+  const auto r = cli::run("predict -m " + cli::quote(bundle.string()) + " " + cli::quote((tmp / "in").string()) +
+                          " -o " + cli::quote((tmp / "out").string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
   double sum = 0;
   for (const auto& id : ids) {
-    const Volume ref = io::read_image(dataset / "labelsTr" / (id + m.ending));
-    const Volume pred = io::read_image(tmp / "out" / (id + m.ending));
-    ASSERT_EQ(pred.geometry().size, ref.geometry().size) << id;
-    const double d = dice(pred, ref);
+    const LabelMap ref = io::read_label(dataset / "labelsTr" / (id + m.ending));
+    // read_label refuses a prediction that is not on the reference's grid.
+    const LabelMap pred = io::read_label(tmp / "out" / (id + m.ending), &ref.geometry());
+    const double d = imaging::compute_metrics(pred, ref).dice;
     std::printf("%s %s Dice %.3f\n", m.name, id.c_str(), d);
     sum += d;
   }

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli_run.h"
 #include "test_support.h"
 #include "tumorlab/store/store.h"
 
@@ -18,36 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-// Runs `tumorlab ARGS` in a new session (no controlling terminal), with `input` on stdin.
-Result run(const std::string& args, const std::string& input = "") {
-  TempDir tmp;
-  std::ofstream(tmp / "in") << input;
-  const std::string cmd = "setsid " + std::string(TUMORLAB_CLI) + " " + args + " <" + quote((tmp / "in").string()) +
-                          " 2>" + quote((tmp / "err").string());
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  std::size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream e(tmp / "err");
-  r.err.assign((std::istreambuf_iterator<char>(e)), {});
-  return r;
-}
+using namespace tumorlab::testing::cli;
 
 void raw_exec(const fs::path& dir, const std::string& sql) {
   sqlite3* db = nullptr;
