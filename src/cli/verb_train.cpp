@@ -26,7 +26,7 @@ extern "C" void on_stop_signal(int sig) {
 
 Run add_train(CLI::App& app) {
   struct Args {
-    std::string dataset, plans, output, split, budget, export_dir, export_which = "best", export_version = "1";
+    std::string dataset, plans, output, split, budget, init_from, export_dir, export_which = "best", export_version = "1";
     int epochs = 0, iterations = 0, threads = 0, workers = 2, validation_patches = 256;
     bool no_resume = false, bf16 = false, export_only = false;
   };
@@ -60,6 +60,9 @@ Run add_train(CLI::App& app) {
                "bf16 autocast for the network (default: plans.training.bf16); losses stay float32");
   app.add_flag("--no-resume", args->no_resume,
                "Start over even when the run folder holds a checkpoint (default: resume from last/)");
+  app.add_option("--init-from", args->init_from,
+                 "Start a new run from this model bundle's weights (fine-tuning, or continuing from a committed "
+                 "bundle when the run folder is gone); ignored when resuming from the run folder's last/");
   app.add_option("--export", args->export_dir,
                  "After training, export a model bundle (model.pt, plans.json, split.json, bundle.json) here");
   app.add_option("--export-checkpoint", args->export_which, "Checkpoint to export: best or last")
@@ -87,6 +90,7 @@ Run add_train(CLI::App& app) {
     o.max_validation_patches = args->validation_patches;
     o.workers = args->workers;
     o.resume = !args->no_resume;
+    o.init_from = args->init_from;
     if (args->bf16) o.bf16 = 1;
     if (!args->budget.empty()) o.time_budget_seconds = app::parse_duration_seconds(args->budget);
     req.export_folder = args->export_dir;

@@ -289,6 +289,20 @@ UNet load_bundle_network(const fs::path& folder, const Plans& plans) {
   std::map<std::string, std::vector<int64_t>> expected;
   for (const auto& p : net->named_parameters(true)) expected[p.key()] = p.value().sizes().vec();
   for (const auto& b : net->named_buffers(true)) expected[b.key()] = b.value().sizes().vec();
+  // torch::load keeps the module's dtype and takes the stored bytes as they are, so the module
+  // must have the stored dtype first: bundle.json's training.weights_dtype (export_bundle writes
+  // float16; untrained bundles and hand-made ones without the field are float32).
+  std::string dtype = "float32";
+  if (fs::is_regular_file(folder / kBundleMetadataFile, ec)) {
+    const BundleMetadata md = read_bundle_metadata(folder);
+    if (md.training.is_object() && md.training.contains("weights_dtype") && md.training["weights_dtype"].is_string())
+      dtype = md.training["weights_dtype"].get<std::string>();
+  }
+  if (dtype == "float16") net->to(torch::kHalf);
+  else if (dtype != "float32") {
+    throw Error(ErrorCode::InvalidDataset, (folder / kBundleMetadataFile).string() + ": training.weights_dtype is '" +
+                                               dtype + "' (expected float16 or float32)");
+  }
   try {
     torch::load(net, path.string());
   } catch (const c10::Error& e) {

@@ -16,6 +16,7 @@
 #include "tumorlab/model/bundle.h"
 #include "tumorlab/model/loss.h"
 #include "tumorlab/model/sampler.h"
+#include "tumorlab/model/sliding_window.h"
 #include "tumorlab/model/training_data.h"
 #include "tumorlab/model/unet.h"
 
@@ -113,8 +114,15 @@ struct State {
   double elapsed = 0;         // seconds over all runs
   uint64_t seed = 0;
   int epochs = 0;
+  std::string init_from;      // bundle the first run started from ("" = random initialisation)
   std::vector<History> history;
 };
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
+  return out;
+}
 
 json to_json(const State& s) {
   json h = json::array();
@@ -134,6 +142,7 @@ json to_json(const State& s) {
           {"elapsed_seconds", s.elapsed},
           {"seed", s.seed},
           {"epochs", s.epochs},
+          {"init_from", s.init_from},
           {"rng", "splitmix64 streams seeded by (seed, epoch, iteration, sample); torch seeded per iteration"},
           {"history", h}};
 }
@@ -152,6 +161,7 @@ State state_from_json(const json& j, const std::string& source) {
     s.elapsed = j.at("elapsed_seconds").get<double>();
     s.seed = j.at("seed").get<uint64_t>();
     s.epochs = j.at("epochs").get<int>();
+    s.init_from = j.value("init_from", std::string());
     for (const auto& e : j.at("history")) {
       s.history.push_back({e.at("epoch").get<int>(), e.at("lr").get<double>(), e.at("train_loss").get<double>(),
                            e.at("val_dice").get<double>(), e.at("val_dice_ema").get<double>(),
@@ -340,10 +350,23 @@ TrainResult train_impl(const TrainOptions& options) {
   // Network and optimiser.
   torch::manual_seed(seed);
   UNet net(unet_config_from_plans(plans));
+  if (!resuming && !options.init_from.empty()) {
+    const BundleMetadata init = read_bundle_metadata(options.init_from);
+    std::vector<std::string> channels;
+    for (const auto& c : plans.channels) channels.push_back(c.name);
+    if (init.channels != channels) {
+      throw Error(ErrorCode::BadArgument, "--init-from " + options.init_from.string() + ": the bundle's channels [" +
+                                              join(init.channels) + "] differ from the plans' [" + join(channels) + "]");
+    }
+    net = load_bundle_network(options.init_from, plans);  // checks every tensor's shape; float32
+    log_info("train: weights initialised from " + options.init_from.string() + " (" + init.name + " " + init.version +
+             ")");
+  }
   net->train();
   torch::optim::SGD opt = make_optimizer(net, plans);
   State state;
   state.seed = seed;
+  if (!options.init_from.empty()) state.init_from = options.init_from.string();
   if (resuming) {
     state = state_from_json(read_json(last_dir / "state.json"), (last_dir / "state.json").string());
     load_checkpoint(last_dir, net, &opt);
@@ -510,6 +533,7 @@ void export_bundle(const fs::path& run, const fs::path& bundle, const std::strin
                    {"validation_metric", "pseudo Dice: global Dice over fixed validation patches (not full cases)"},
                    {"seconds", state.elapsed},
                    {"seed", state.seed},
+                   {"initialised_from", state.init_from.empty() ? json(nullptr) : json(state.init_from)},
                    {"weights_dtype", "float16"}};
   write_bundle_metadata(make_bundle_metadata(plans, version, training), bundle);
 }

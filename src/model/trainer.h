@@ -51,6 +51,10 @@ struct TrainOptions {
   int epochs = 0;                   // 0: plans.training.epochs
   double time_budget_seconds = 0;   // 0: none; stops after the epoch that crosses it (resumable)
   bool resume = true;               // continue from output/last when present
+  // Optional: a model bundle whose weights start a NEW run (fine-tuning; or continuing from a
+  // committed bundle when the run folder is gone). Ignored when resuming from output/last. The
+  // bundle must hold the network these plans describe and the same channels.
+  std::filesystem::path init_from;
   int threads = 0;                  // LibTorch threads (0: all cores)
   int workers = 1;                  // augmentation worker threads
   int iterations_per_epoch = 0;     // 0: plans.training.iterations_per_epoch

@@ -308,6 +308,23 @@ TEST(Trainer, ExportBundle_Float16WeightsLoad) {
   EXPECT_LT(fs::file_size(bundle / "model.pt"), fs::file_size(r.dir / "run" / "last" / "model.pt") * 3 / 4);
   const Predictor predictor = Predictor::load(bundle);
   EXPECT_EQ(predictor.plans().channels.size(), p.channels.size());
+  // The same checkpoint as a float32 bundle: predictions must agree up to float16 rounding.
+  const fs::path bundle32 = r.dir / "bundle32";
+  fs::create_directories(bundle32);
+  fs::copy_file(r.dir / "run" / "last" / "model.pt", bundle32 / "model.pt");
+  fs::copy_file(bundle / "plans.json", bundle32 / "plans.json");
+  BundleMetadata md = read_bundle_metadata(bundle);
+  EXPECT_EQ(md.training.value("weights_dtype", ""), "float16");
+  md.training["weights_dtype"] = "float32";
+  write_bundle_metadata(md, bundle32);
+  const Predictor predictor32 = Predictor::load(bundle32);
+  const Volume image = io::read_image(r.dataset / "imagesTr" / "disc_000_0000.png");
+  const Prediction a = predictor.predict(image), b = predictor32.predict(image);
+  ASSERT_EQ(a.probability.geometry().voxel_count(), b.probability.geometry().voxel_count());
+  double max_diff = 0;
+  for (int64_t i = 0; i < a.probability.geometry().voxel_count(); ++i)
+    max_diff = std::max(max_diff, std::abs(double(a.probability.data<float>()[i]) - b.probability.data<float>()[i]));
+  EXPECT_LT(max_diff, 0.02);
 }
 
 TEST(Trainer, ResumeWithOtherPlans_Refused) {
