@@ -240,7 +240,24 @@ class Importer {
     if (has_ending(name, ".zip") || io::is_zip_file(p)) {
       const fs::path dest = scratch_.path / ("zip" + std::to_string(++counter_));
       try {
-        io::extract_zip(p, dest, display, max_volume_bytes() * 2);
+        // A zip in a zip is opened, no deeper (a zip that contains itself would never end), and
+        // everything extracted by one import shares one byte budget (zip bombs).
+        if (zip_depth_ >= kMaxZipDepth)
+          throw Error(ErrorCode::UnsupportedFormat,
+                      display + ": a .zip inside a .zip inside a .zip; unpack the outer archives first");
+        if (extract_budget_ == 0)
+          throw Error(ErrorCode::TooLarge, display + ": the archives of this import hold more than " +
+                                               std::to_string(kExtractBudgetBytes() >> 20) + " MiB");
+        const auto files = io::extract_zip(p, dest, display, extract_budget_);
+        for (const auto& f : files) {
+          const std::uint64_t size = fs::file_size(f, ec);
+          extract_budget_ -= std::min(extract_budget_, ec ? 0 : size);
+        }
+        ++zip_depth_;
+        struct Leave {
+          int& depth;
+          ~Leave() { --depth; }
+        } leave{zip_depth_};
         collect(dest, display, false, found);
       } catch (const Error& e) {
         out_.error(display, Error(e.code(), rename_in_message(e.what(), p, display)));
@@ -273,7 +290,8 @@ class Importer {
       Pending p;
       p.image = io::read_image(path);
       p.format = lower(image_ending(path.filename().string()).substr(1));
-      p.name = io::strip_image_extension(path);
+      // The name the file came with (an upload's client name, a folder entry), not our scratch name.
+      p.name = io::strip_image_extension(fs::path(display).filename());
       p.channels = p.image.channel_names;
       if (static_cast<int>(p.channels.size()) != p.image.channels()) {
         p.channels.clear();
@@ -465,6 +483,8 @@ class Importer {
         store::NewRevision nr;
         nr.case_id = c.id;
         nr.author_user_id = by;
+        // Without a user (demo seeding, `tumorlab import`) the revision names its source.
+        if (!by) nr.model_name = p.demo ? "synthetic-demo" : (p.dataset.empty() ? "import" : p.dataset);
         nr.kind = store::RevisionKind::Imported;
         nr.voxel_count = voxels;
         nr.volume_ml = static_cast<double>(voxels) * grid.voxel_volume_ml();
@@ -523,12 +543,17 @@ class Importer {
                                {"case_id", c.id}});
   }
 
+  static constexpr int kMaxZipDepth = 2;
+  static std::uint64_t kExtractBudgetBytes() { return max_volume_bytes() * 2; }
+
   Lab& lab_;
   const Actor& actor_;
   const ImportOptions& options_;
   Collector& out_;
   ScratchDir scratch_;
   int counter_ = 0;
+  int zip_depth_ = 0;
+  std::uint64_t extract_budget_ = kExtractBudgetBytes();
   std::vector<std::pair<fs::path, std::string>> dicom_;
   std::vector<std::string> dicom_sources_;
 };

@@ -15,6 +15,7 @@
 
 #include "tumorlab/app/auth.h"
 #include "tumorlab/app/cases.h"
+#include "tumorlab/app/exporter.h"
 #include "tumorlab/server/http_server.h"
 
 namespace tumorlab::server {
@@ -415,12 +416,15 @@ void register_api_routes(Router& router, app::Lab& lab, const std::atomic<bool>&
               .path = "/api/cases/{case_id}/revisions/{revision_id}/label",
               .roles = kAnyUser,
               .tag = "revisions",
-              .summary = "A revision's label map as .nii.gz bytes (audited as a download)",
+              .summary = "A revision's label map as .nii.gz bytes, or PNG for 2D images (audited as a download)",
+              .query = {{"format", "string", "nifti (default) | png (2D images only, else 422)"}},
               .response_type = "application/gzip",
-              .errors = {E::NotFound, E::IoFailure},
+              .errors = {E::NotFound, E::IoFailure, E::BadArgument, E::GeometryMismatch},
               .handler = [L](Request& req) {
-                return send_file(
-                    app::revision_file(*L, actor_of(req), req.id_param("case_id"), req.id_param("revision_id")));
+                auto f = app::export_label(*L, actor_of(req), req.id_param("case_id"), req.id_param("revision_id"),
+                                           req.query_value("format").value_or("nifti"));
+                if (!f.path.empty()) return Response::file(f.path, f.content_type, f.filename);
+                return Response::bytes(std::move(f.bytes), f.content_type, f.filename);
               }});
   router.add(
       {.method = "GET",
@@ -611,6 +615,7 @@ void register_api_routes(Router& router, app::Lab& lab, const std::atomic<bool>&
                                      {"mean_editing_seconds", S::nullable(S::number())}}),
        .handler = [L](Request& req) { return Response::json_body(app::metrics_summary(*L, actor_of(req))); }});
   register_presegment_routes(router, lab);
+  register_import_export_routes(router, lab);
   register_monai_routes(router, lab, TUMORLAB_VERSION);
 }
 

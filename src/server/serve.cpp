@@ -1,12 +1,13 @@
 #include "tumorlab/server/serve.h"
 
 #include <atomic>
-#include <filesystem>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 
 #include "tumorlab/app/auth.h"
+#include "tumorlab/app/importer.h"
 #include "tumorlab/app/jobs.h"
 #include "tumorlab/app/lab.h"
 #include "tumorlab/core/log.h"
@@ -36,6 +37,18 @@ int run_serve(const ServeOptions& options, std::ostream& out) {
       app::register_models(*lab, app::model_search_roots());
     } catch (const std::exception& e) {
       log_warn(std::string("serve: model registry: ") + e.what());
+    }
+  }
+  if (opened.created && options.demo) {
+    try {
+      const auto demo = app::seed_demo_cases(*lab);
+      out << "tumorlab: new data folder: added " << demo["cases"].size()
+          << " synthetic DEMO cases (no patient data; start with --no-demo to skip)\n";
+      if (!demo["errors"].empty())
+        log_warn("serve: " + std::to_string(demo["errors"].size()) +
+                 " demo cases not added, the first: " + demo["errors"][0].value("message", std::string()));
+    } catch (const std::exception& e) {
+      log_warn(std::string("serve: demo cases not added: ") + e.what());
     }
   }
   app::JobRunnerOptions jro;

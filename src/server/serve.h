@@ -20,6 +20,8 @@ struct ServeOptions {
   int job_threads = 1;
   // Register the model bundles found where `tumorlab predict` looks (app::model_search_roots).
   bool register_models = true;
+  // Seed a newly created data folder with the synthetic demo cases (app::seed_demo_cases).
+  bool demo = true;
 };
 
 // The default static web folder (web/dist of the source tree this binary was built from).

@@ -21,6 +21,10 @@ fs::path work_root() {
   static const fs::path root = [] {
     fs::path p = fs::temp_directory_path() / ("tumorlab-fuzz-zip-" + std::to_string(::getpid()));
     fs::create_directories(p);
+    std::atexit([] {
+      std::error_code ec;
+      fs::remove_all(fs::temp_directory_path() / ("tumorlab-fuzz-zip-" + std::to_string(::getpid())), ec);
+    });
     return p;
   }();
   return root;

@@ -24,6 +24,7 @@
 #include "tumorlab/app/exporter.h"
 #include "tumorlab/app/importer.h"
 #include "tumorlab/app/lab.h"
+#include "tumorlab/io/archive.h"
 #include "tumorlab/io/image_io.h"
 #include "tumorlab/io/nnunet.h"
 #include "tumorlab/store/store.h"
@@ -244,7 +245,7 @@ TEST(Import, SyntheticDicom_DeidentifiedWithStablePseudonym) {
 
 TEST(Import, SharedDicom_MrSeriesDeidentified) {
   TUMORLAB_REQUIRE_SHARED_DATA();
-  const fs::path src = testing::shared_data_dir() / "dicom" / "mr-brain-20slice";
+  const fs::path src = tumorlab::testing::shared_data_dir() / "dicom" / "mr-brain-20slice";
   if (!fs::is_directory(src)) GTEST_SKIP() << "no " << src;
   DcmFileFormat ff;
   ASSERT_TRUE(ff.loadFile((src / "brain_001.dcm").string().c_str()).good());
@@ -258,8 +259,12 @@ TEST(Import, SharedDicom_MrSeriesDeidentified) {
   EXPECT_EQ(r["cases"][0]["name"].get<std::string>().substr(0, 4), "PAT-");
   EXPECT_EQ(r["cases"][0]["modality"], "MR");
   const std::string bytes = all_bytes(tmp / "data");
-  if (name.length() >= 4) EXPECT_EQ(bytes.find(name.c_str()), std::string::npos) << "PatientName leaked";
-  if (id.length() >= 4) EXPECT_EQ(bytes.find(id.c_str()), std::string::npos) << "PatientID leaked";
+  if (name.length() >= 4) {
+    EXPECT_EQ(bytes.find(name.c_str()), std::string::npos) << "PatientName leaked";
+  }
+  if (id.length() >= 4) {
+    EXPECT_EQ(bytes.find(id.c_str()), std::string::npos) << "PatientID leaked";
+  }
 }
 
 TEST(ImportExport, NnunetDataset_GroundTruth_ExportRoundTrip) {
@@ -548,4 +553,24 @@ TEST(UploadServer, EmptyDataFolder_SeededWithDemoCasesOnce) {
   auto c = again.client();
   auto admin = login(c, "admin", kAdminPassword);
   EXPECT_EQ(parse(c.Get("/api/cases", admin))["total"], total) << "not seeded twice";
+}
+
+// A zip inside a zip is opened; one more level is refused with an error naming the upload (a zip
+// that contains itself must not recurse without end).
+TEST(Import, NestedZip_OneLevelOpened_DeeperRefused) {
+  TempDir tmp;
+  for (const char* d : {"inner", "mid", "outer"}) fs::create_directories(tmp / d);
+  io::write_image(image3d(7), tmp / "inner" / "nested_scan.nii.gz");
+  io::zip_folder(tmp / "inner", tmp / "mid" / "inner.zip");
+  io::zip_folder(tmp / "mid", tmp / "outer" / "mid.zip");
+  io::zip_folder(tmp / "outer", tmp / "outermost.zip");
+  auto lab = open_lab(tmp / "data");
+  json deep = app::import_scans(*lab, admin_actor(), {{tmp / "outermost.zip", "outermost.zip"}});
+  EXPECT_TRUE(deep["cases"].empty()) << deep.dump(2);
+  ASSERT_EQ(deep["errors"].size(), 1u) << deep.dump(2);
+  EXPECT_EQ(deep["errors"][0]["code"], "UnsupportedFormat");
+  EXPECT_EQ(deep["errors"][0]["file"].get<std::string>().rfind("outermost.zip", 0), 0u) << deep.dump(2);
+  json two = app::import_scans(*lab, admin_actor(), {{tmp / "outer" / "mid.zip", "mid.zip"}});
+  ASSERT_EQ(two["cases"].size(), 1u) << two.dump(2);
+  EXPECT_EQ(two["cases"][0]["name"], "nested_scan");
 }
