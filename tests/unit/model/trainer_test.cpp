@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <set>
 
@@ -325,6 +326,60 @@ TEST(Trainer, ExportBundle_Float16WeightsLoad) {
   for (int64_t i = 0; i < a.probability.geometry().voxel_count(); ++i)
     max_diff = std::max(max_diff, std::abs(double(a.probability.data<float>()[i]) - b.probability.data<float>()[i]));
   EXPECT_LT(max_diff, 0.02);
+}
+
+// --init-from: a new run starts from a bundle's weights (here: before its first iteration, last/
+// holds exactly the bundle's weights up to float16 rounding, not a fresh random network); a
+// bundle with other channels is refused by name.
+TEST(Trainer, InitFromBundle_StartsFromItsWeights_OtherChannelsRefused) {
+  Plans p = disc_plans();
+  p.training.epochs = 1;
+  p.training.iterations_per_epoch = 8;
+  DiscRun r(p);
+  ASSERT_TRUE(train(r.options("first")).finished);
+  export_bundle(r.dir / "first", r.dir / "bundle", "last");
+
+  std::atomic<bool> cancel{true};
+  TrainOptions o = r.options("second");
+  o.init_from = r.dir / "bundle";
+  o.cancel = &cancel;
+  EXPECT_TRUE(train(o).cancelled);
+  UNet from_bundle(unet_config_from_plans(p)), started(unet_config_from_plans(p)), fresh(unet_config_from_plans(p));
+  torch::load(from_bundle, (r.dir / "first" / "last" / "model.pt").string());
+  torch::load(started, (r.dir / "second" / "last" / "model.pt").string());
+  std::atomic<bool> cancel_fresh{true};
+  TrainOptions f = r.options("fresh");
+  f.cancel = &cancel_fresh;
+  EXPECT_TRUE(train(f).cancelled);
+  torch::load(fresh, (r.dir / "fresh" / "last" / "model.pt").string());
+  const auto a = from_bundle->named_parameters(true), b = started->named_parameters(true),
+             c = fresh->named_parameters(true);
+  double max_diff_bundle = 0, max_diff_fresh = 0;
+  for (const auto& kv : a) {
+    max_diff_bundle = std::max(max_diff_bundle, (kv.value() - b[kv.key()]).abs().max().item<double>());
+    max_diff_fresh = std::max(max_diff_fresh, (kv.value() - c[kv.key()]).abs().max().item<double>());
+  }
+  EXPECT_LT(max_diff_bundle, 2e-3);                                   // float16 rounding
+  EXPECT_GT(max_diff_fresh, 4 * std::max(max_diff_bundle, 1e-4));     // not a fresh network
+  RecordProperty("max_diff_bundle", std::to_string(max_diff_bundle));
+  RecordProperty("max_diff_fresh", std::to_string(max_diff_fresh));
+  std::ifstream state(r.dir / "second" / "last" / "state.json");
+  const std::string text((std::istreambuf_iterator<char>(state)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("\"init_from\""), std::string::npos);
+
+  Plans other = p;
+  other.channels[0].name = "other";
+  save_plans(other, r.dir / "other.json");
+  TrainOptions bad = r.options("third");
+  bad.plans = r.dir / "other.json";
+  bad.init_from = r.dir / "bundle";
+  try {
+    train(bad);
+    FAIL() << "a bundle with other channels was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::BadArgument);
+    EXPECT_NE(std::string(e.what()).find("channels"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Trainer, ResumeWithOtherPlans_Refused) {
