@@ -58,8 +58,10 @@ Run add_import(CLI::App& app) {
                   << c["status"].get<std::string>() << (c["demo"].get<bool>() ? ", demo" : "") << ")\n";
       for (const auto& s : r["skipped"])
         std::cout << "skipped " << s["file"].get<std::string>() << ": " << s["reason"].get<std::string>() << "\n";
-      for (const auto& e : r["errors"])
-        std::cerr << "error: " << e["file"].get<std::string>() << ": " << e["message"].get<std::string>() << "\n";
+      for (const auto& e : r["errors"]) {
+        const std::string file = e["file"], message = e["message"];
+        std::cerr << "error: " << (message.find(file) != std::string::npos ? message : file + ": " + message) << "\n";
+      }
       std::cout << r["cases"].size() << " cases added, " << r["skipped"].size() << " skipped, " << r["errors"].size()
                 << " errors, " << r["jobs"].size() << " pre-segmentation jobs queued\n";
     }

@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cli_run.h"
 #include "test_support.h"
 #include "tumorlab/app/exporter.h"
 #include "tumorlab/app/importer.h"
@@ -573,4 +574,47 @@ TEST(Import, NestedZip_OneLevelOpened_DeeperRefused) {
   json two = app::import_scans(*lab, admin_actor(), {{tmp / "outer" / "mid.zip", "mid.zip"}});
   ASSERT_EQ(two["cases"].size(), 1u) << two.dump(2);
   EXPECT_EQ(two["cases"][0]["name"], "nested_scan");
+}
+
+// `tumorlab import` and `tumorlab export` as an admin runs them on the server's data folder.
+TEST(ImportExportCli, ImportDatasetTwice_ThenExport_AndBadInputExit2) {
+  TempDir tmp;
+  namespace cli = tumorlab::testing::cli;
+  const fs::path ds = tmp / "Dataset778_Cli";
+  fs::create_directories(ds / "imagesTr");
+  fs::create_directories(ds / "labelsTr");
+  io::write_image(image3d(3), ds / "imagesTr" / "c1_0000.nii.gz");
+  io::write_label(label3d(4), ds / "labelsTr" / "c1.nii.gz");
+  std::ofstream(ds / "dataset.json") << json{
+      {"channel_names", {{"0", "CT"}}},
+      {"labels", {{"background", 0}, {"lesion", 1}}},
+      {"numTraining", 1},
+      {"file_ending", ".nii.gz"}}.dump();
+  const std::string data = cli::quote((tmp / "data").string());
+  auto r = cli::run("import " + cli::quote(ds.string()) + " --data-dir " + data + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  json j = json::parse(r.out);
+  ASSERT_EQ(j["cases"].size(), 1u) << r.out;
+  EXPECT_EQ(j["cases"][0]["status"], "validated");
+  EXPECT_EQ(j["cases"][0]["modality"], "CT");
+  r = cli::run("import " + cli::quote(ds.string()) + " --data-dir " + data);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("0 cases added, 1 skipped"), std::string::npos) << r.out;
+  // Not an image: exit 2, the file named once in the message.
+  std::ofstream(tmp / "notes.txt") << "text";
+  r = cli::run("import " + cli::quote((tmp / "notes.txt").string()) + " --data-dir " + data);
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("notes.txt: not an image"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("notes.txt: " + (tmp / "notes.txt").string()), std::string::npos) << r.err;
+  // Export, read back with the nnU-Net reader.
+  const fs::path out = tmp / "export" / "Dataset501_Cli";
+  r = cli::run("export --nnunet " + cli::quote(out.string()) + " --data-dir " + data + " --name Dataset501_Cli");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  io::NnunetDataset back = io::read_nnunet_dataset(out);
+  ASSERT_EQ(back.training.size(), 1u);
+  EXPECT_EQ(io::read_label(back.training[0].label).voxels(), label3d(4).voxels());
+  // A second export into the same folder is refused (exit 2), the folder kept.
+  r = cli::run("export --nnunet " + cli::quote(out.string()) + " --data-dir " + data);
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_TRUE(fs::exists(out / "dataset.json"));
 }
