@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <cstring>
 #include <cmath>
 #include <fstream>
@@ -118,6 +119,9 @@ struct NiftiRaw {
   bool readable = false;
   // First geometry field that is NaN/Inf or absurdly large, with its value; empty when all are sane.
   std::string bad_geometry;
+  // The file (or its gzip stream) ends inside the header: how many bytes of it there are.
+  std::optional<int> short_header_bytes;
+  bool gzip = false;  // the file is gzip-compressed
   uint64_t voxels() const {
     uint64_t n = 1;
     for (int d = 1; d <= std::clamp<int>(dim[0], 0, 7); ++d) n *= static_cast<uint64_t>(std::max<int16_t>(dim[d], 1));
@@ -150,7 +154,13 @@ NiftiRaw peek_nifti(const fs::path& path) {
   NiftiRaw h;
   GzFile gz(path);
   unsigned char buf[348];
-  if (!gz.get() || gzread(gz.get(), buf, sizeof buf) != static_cast<int>(sizeof buf)) return h;
+  if (!gz.get()) return h;
+  const int got = gzread(gz.get(), buf, sizeof buf);
+  h.gzip = gzdirect(gz.get()) == 0;
+  if (got != static_cast<int>(sizeof buf)) {
+    h.short_header_bytes = std::max(got, 0);
+    return h;
+  }
   int32_t sizeof_hdr;
   std::memcpy(&sizeof_hdr, buf, 4);
   if (sizeof_hdr != 348) {
@@ -326,6 +336,11 @@ Volume read_with_itk(const fs::path& original, const ReadOptions& options) {
   const std::string fname = name_of(original);
   const bool nifti = ends_with(fname, ".nii") || ends_with(fname, ".nii.gz");
   const NiftiRaw h = nifti || ends_with(fname, ".hdr") ? peek_nifti(original) : NiftiRaw{};
+  if (nifti && h.short_header_bytes) {
+    throw Error(ErrorCode::CorruptFile,
+                fname + ": truncated: the " + (h.gzip ? "gzip data holds " : "file holds ") +
+                    std::to_string(*h.short_header_bytes) + " bytes, a NIfTI-1 header needs 348");
+  }
   if (h.readable && !h.bad_geometry.empty()) {
     throw Error(ErrorCode::HeaderMismatch, fname + ": NIfTI header field " + h.bad_geometry);
   }

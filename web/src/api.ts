@@ -185,10 +185,19 @@ export const api = {
 // OpenAPI document, so the UI offers them only when the server has them.
 let openapiCache: Promise<{ paths: Record<string, Record<string, unknown>> }> | null = null
 export function findRoute(method: string, pattern: RegExp): Promise<string | null> {
+  return findRouteWithRoles(method, pattern).then((r) => r?.path ?? null)
+}
+
+// The route and the roles that may call it (the server's `x-roles`: "public" or "admin, reviewer", ...).
+export function findRouteWithRoles(method: string, pattern: RegExp): Promise<{ path: string; roles: string[] | null } | null> {
   openapiCache ??= api.openapi().catch(() => ({ paths: {} }))
   return openapiCache.then((doc) => {
     for (const [path, ops] of Object.entries(doc.paths)) {
-      if (pattern.test(path) && ops[method.toLowerCase()]) return path
+      const op = ops[method.toLowerCase()] as { 'x-roles'?: string | string[] } | undefined
+      if (!pattern.test(path) || !op) continue
+      const raw = op['x-roles']
+      const roles = raw === undefined ? null : Array.isArray(raw) ? raw : raw.split(/[,\s]+/).filter(Boolean)
+      return { path, roles }
     }
     return null
   })

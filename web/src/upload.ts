@@ -2,11 +2,13 @@
 // taken from the server's OpenAPI document (a POST route for uploads / imports); the body is the
 // file itself, its name in the `filename` query parameter.
 import type { AppContext } from './main'
-import { findRoute, type Job } from './api'
+import { findRouteWithRoles, type Job } from './api'
 import { h, toast } from './dom'
 
 export async function renderUpload(ctx: AppContext): Promise<void> {
-  const route = await findRoute('POST', /^\/api\/(uploads?|import|cases\/upload|cases\/import)$/)
+  const found = await findRouteWithRoles('POST', /^\/api\/(uploads?|import|cases\/upload|cases\/import)$/)
+  const allowed = !found?.roles || found.roles.includes('public') || found.roles.includes(ctx.user.role)
+  const route = found && allowed ? found.path : null
   const input = h('input', { type: 'file', testid: 'upload-input', multiple: true, accept: '.nii,.nii.gz,.gz,.nrrd,.mha,.png,.zip,.dcm' })
   const list = h('div.uploads', { testid: 'upload-list' })
   const zone = h(
@@ -16,9 +18,14 @@ export async function renderUpload(ctx: AppContext): Promise<void> {
     h('span.muted', {}, 'NIfTI, NRRD, MHA, PNG, DICOM (.zip) — DICOM is de-identified on the server'),
     input
   )
-  if (!route) {
+  if (!found) {
     zone.classList.add('disabled')
     list.append(h('p.error', { testid: 'upload-unavailable' }, 'This server has no upload route yet; an admin can import scans on the server.'))
+  } else if (!allowed) {
+    zone.classList.add('disabled')
+    list.append(
+      h('p.error', { testid: 'upload-not-allowed' }, `Uploading scans needs the role ${found.roles!.join(' or ')}; you are ${ctx.user.role}.`)
+    )
   }
   zone.addEventListener('dragover', (e) => {
     e.preventDefault()
