@@ -4,17 +4,23 @@
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include "tumorlab/app/exporter.h"
 #include "tumorlab/app/prediction.h"
+#include "tumorlab/app/training.h"
 #include "tumorlab/core/error.h"
 #include "tumorlab/core/log.h"
 #include "tumorlab/io/image_io.h"
 #include "tumorlab/model/bundle.h"
+#include "tumorlab/model/plans.h"
 #include "tumorlab/model/predictor.h"
+#include "tumorlab/model/trainer.h"
 #include "tumorlab/store/store.h"
 
 namespace tumorlab::app {
@@ -359,13 +365,53 @@ json request_presegment(Lab& lab, const Actor& actor, std::int64_t case_id, cons
   return job_api(lab, job_id);
 }
 
+namespace {
+// {"type": "train", "model": NAME, "version"?: V, "epochs"?: N, "iterations"?: N, "time_budget"?: "20m"}
+json request_train_job(Lab& lab, const Actor& actor, const json& body) {
+  if (!body.contains("model") || !body["model"].is_string() || body["model"].get<std::string>().empty())
+    throw Error(ErrorCode::BadArgument, "model: required for a train job (the registered model to fine-tune)");
+  const std::string name = body["model"].get<std::string>();
+  json tp = json::object();
+  for (const char* k : {"epochs", "iterations"})
+    if (body.contains(k)) {
+      if (!body[k].is_number_integer()) throw Error(ErrorCode::BadArgument, std::string(k) + ": expected an integer");
+      tp[k] = body[k];
+    }
+  if (body.contains("time_budget")) {
+    if (!body["time_budget"].is_string())
+      throw Error(ErrorCode::BadArgument, "time_budget: expected a duration such as \"20m\"");
+    parse_duration_seconds(body["time_budget"].get<std::string>());  // BadArgument naming the text
+    tp["time_budget"] = body["time_budget"];
+  }
+  json params{{"model", name}, {"params", tp}, {"source", "api"}};
+  if (body.contains("version") && body["version"].is_string()) params["version"] = body["version"];
+  const Id job_id = lab.store().write([&](store::WriteTxn& t) -> Id {
+    bool known = false;
+    for (const auto& m : t.list_models()) known = known || m.name == name;
+    if (!known) throw Error(ErrorCode::NotFound, "model '" + name.substr(0, 80) + "' is not registered");
+    store::NewJob nj;
+    nj.type = store::JobType::Train;
+    nj.priority = store::JobPriority::Train;
+    nj.owner_user_id = actor.user_id;
+    nj.params_json = params.dump();
+    const store::Job j = t.enqueue_job(nj);
+    t.append_audit(actor_audit(actor, "job.enqueue", std::nullopt, {{"job_id", j.id}, {"type", "train"}, {"model", name}}));
+    return j.id;
+  });
+  notify_job_runners();
+  return job_api(lab, job_id);
+}
+}  // namespace
+
 json request_job(Lab& lab, const Actor& actor, const json& body) {
   if (!actor.is_reviewer_or_admin()) throw Error(ErrorCode::Forbidden, "jobs: reviewer or admin only");
   if (!body.contains("type") || !body["type"].is_string())
     throw Error(ErrorCode::BadArgument, "type: required, expected \"predict_batch\"");
   const std::string type = body["type"].get<std::string>();
+  if (type == "train") return request_train_job(lab, actor, body);
   if (type != "predict_batch")
-    throw Error(ErrorCode::BadArgument, "type: expected \"predict_batch\", got \"" + type.substr(0, 40) + "\"");
+    throw Error(ErrorCode::BadArgument,
+                "type: expected \"predict_batch\" or \"train\", got \"" + type.substr(0, 40) + "\"");
   json params = json::object();
   if (body.contains("model") && !body["model"].is_null()) {
     if (!body["model"].is_string()) throw Error(ErrorCode::BadArgument, "model: expected a model name (string)");
@@ -518,6 +564,110 @@ json run_predict_batch(const JobContext& ctx) {
   return result;
 }
 
+// Fine-tunes a registered model on the validated cases (their current labels), starting from its
+// weights: the cases are exported as an nnU-Net dataset into DIR/training/job-<id>/dataset, trained
+// into DIR/training/job-<id>/run (resumable: a job re-queued after a restart continues there) and
+// exported as a new version of the model under DIR/models/<name>-<version>, registered but not
+// activated (a reviewer compares it and activates it). params: {"model", "version" (default: the
+// active one), "params": {"epochs" (default 10), "iterations" (default: plans), "time_budget"
+// ("20m" default)}}.
+json run_train(const JobContext& ctx) {
+  const json params = parse_object(ctx.job.params_json);
+  const std::string name = params.value("model", "");
+  if (name.empty()) throw Error(ErrorCode::BadArgument, "train job: params.model missing (the model to fine-tune)");
+  const json tp = params.contains("params") && params["params"].is_object() ? params["params"] : json::object();
+  const auto models = ctx.lab.store().read([](store::ReadTxn& t) { return t.list_models(); });
+  const std::string want = params.value("version", "");
+  const store::Model* base = nullptr;
+  for (const auto& m : models)
+    if (m.name == name && (want.empty() ? m.active : m.version == want)) base = &m;
+  if (!base)
+    throw Error(ErrorCode::NotFound, "train job: no " + std::string(want.empty() ? "active " : "") + "model " + name +
+                                         (want.empty() ? "" : "@" + want) + " is registered");
+  const fs::path bundle = base->path;
+  const model::Plans plans = model::load_plans(bundle / "plans.json");
+  const fs::path work = ctx.lab.data_dir() / "training" / ("job-" + std::to_string(ctx.job.id));
+  const fs::path dataset = work / "dataset";
+
+  ctx.progress(0.01, "exporting the validated cases");
+  std::error_code ec;
+  if (!fs::exists(dataset / "dataset.json", ec)) {
+    fs::remove_all(dataset, ec);
+    Actor system{0, "system", "admin", ""};
+    NnunetExportRequest er;
+    er.output = dataset;
+    er.dataset_name = "Dataset999_finetune";
+    export_nnunet(ctx.lab, system, er);
+  }
+  // The dataset's channels must be the model's, in order.
+  std::ifstream in(dataset / "dataset.json");
+  const json ds = json::parse(in, nullptr, false);
+  std::vector<std::string> got, need;
+  if (ds.is_object() && ds.contains("channel_names") && ds["channel_names"].is_object())
+    for (std::size_t c = 0; c < ds["channel_names"].size(); ++c) {
+      char key[8];
+      std::snprintf(key, sizeof key, "%zu", c);
+      got.push_back(ds["channel_names"].value(key, ""));
+    }
+  for (const auto& c : plans.channels) need.push_back(c.name);
+  bool same = got.size() == need.size();
+  for (std::size_t i = 0; same && i < got.size(); ++i) same = channel_key(got[i]) == channel_key(need[i]);
+  if (!same)
+    throw Error(ErrorCode::BadArgument, "train job: the validated cases have channels [" + list_text(got) +
+                                            "], model " + name + " needs [" + list_text(need) + "]");
+
+  TrainingRequest req;
+  auto& o = req.options;
+  o.dataset = dataset;
+  o.plans = bundle / "plans.json";
+  o.output = work / "run";
+  o.init_from = bundle;
+  o.epochs = tp.value("epochs", 10);
+  o.iterations_per_epoch = tp.value("iterations", 0);
+  o.time_budget_seconds = parse_duration_seconds(tp.value("time_budget", std::string("20m")));
+  o.threads = ctx.options.torch_threads;
+  o.workers = 1;
+  o.max_validation_patches = 48;
+  if (o.epochs < 1 || o.epochs > 1000) throw Error(ErrorCode::BadArgument, "train job: params.epochs must be 1..1000");
+  if (o.iterations_per_epoch < 0 || o.iterations_per_epoch > 10000)
+    throw Error(ErrorCode::BadArgument, "train job: params.iterations must be 1..10000");
+  // Cancel and shutdown reach the trainer through its flag (it saves last/ and returns).
+  std::atomic<bool> stop_training{false};
+  bool cancelled = false, interrupted = false;
+  o.cancel = &stop_training;
+  o.on_epoch = [&](const model::EpochReport& r) {
+    try {
+      ctx.progress(0.05 + 0.9 * r.epoch / std::max(1, r.epochs), "training: " + format_epoch(r));
+    } catch (const JobCancelled&) {
+      cancelled = true;
+      stop_training = true;
+    } catch (const JobInterrupted&) {
+      interrupted = true;
+      stop_training = true;
+    }
+  };
+  const std::string version = base->version + "-ft" + std::to_string(ctx.job.id);
+  const fs::path out = ctx.lab.data_dir() / "models" / (name + "-" + version);
+  ctx.progress(0.05, "training from " + name + "@" + base->version);
+  req.options.resume = true;
+  const TrainingOutcome t = run_training(req);
+  if (interrupted || ctx.stopping) throw JobInterrupted{};
+  if (cancelled || t.result.cancelled) throw JobCancelled{};
+  ctx.progress(0.96, "exporting " + name + "@" + version);
+  model::export_bundle(o.output, out, "best", version);
+  const json reg = register_models(ctx.lab, {ctx.lab.data_dir() / "models"});
+  (void)reg;
+  return json{{"model", name},
+              {"from_version", base->version},
+              {"version", version},
+              {"bundle", out.string()},
+              {"epochs_done", t.result.epochs_done},
+              {"finished", t.result.finished},
+              {"best_pseudo_dice", t.result.best_val_dice},
+              {"seconds", t.result.seconds},
+              {"note", "registered, not active: compare it, then activate it with POST /api/models/{id}/activate"}};
+}
+
 void finish(Lab& lab, const store::Job& job, store::JobState state, const std::string& error, const json& result) {
   try {
     lab.store().write([&](store::WriteTxn& t) {
@@ -556,6 +706,9 @@ void run_job(Lab& lab, std::int64_t job_id, const JobRunnerOptions& options, con
         break;
       case store::JobType::PredictBatch:
         result = run_predict_batch(ctx);
+        break;
+      case store::JobType::Train:
+        result = run_train(ctx);
         break;
       default:
         throw Error(ErrorCode::BadArgument,
@@ -600,7 +753,7 @@ struct JobRunner::Impl {
     const auto queued = lab.store().read([](store::ReadTxn& t) { return t.count_jobs(store::JobState::Queued); });
     if (queued == 0) return std::nullopt;
     auto job = lab.store().write([](store::WriteTxn& t) {
-      return t.claim_next_job({store::JobType::Presegment, store::JobType::PredictBatch});
+      return t.claim_next_job({store::JobType::Presegment, store::JobType::PredictBatch, store::JobType::Train});
     });
     if (!job) return std::nullopt;
     return job->id;

@@ -387,8 +387,10 @@ TEST_F(JobsTest, PostJobs_PredictBatch_RolesAndBadInput) {
   auto anna = login("anna", kAnnotatorPassword);
   auto admin = login("admin", kAdminPassword);
   post("/api/jobs", anna, {{"type", "predict_batch"}, {"cases", "new"}}, 403);
-  json e = post("/api/jobs", admin, {{"type", "train"}}, 400);
+  json e = post("/api/jobs", admin, {{"type", "reboot"}}, 400);
   EXPECT_NE(e["error"]["message"].get<std::string>().find("type"), std::string::npos);
+  e = post("/api/jobs", admin, {{"type", "train"}}, 400);
+  EXPECT_NE(e["error"]["message"].get<std::string>().find("model"), std::string::npos);
   post("/api/jobs", admin, {{"type", "predict_batch"}, {"case_ids", {999999}}}, 404);
   post("/api/jobs", admin, {{"type", "predict_batch"}, {"case_ids", "1"}}, 400);
   json job = post("/api/jobs", admin, {{"type", "predict_batch"}, {"cases", "new"}}, 202);
@@ -495,4 +497,60 @@ TEST_F(JobsTest, Sigterm_DuringBatch_JobRequeuedAtNextStart_NoCaseSegmentedTwice
     json revs = get(case_path("mr_" + std::to_string(n), "/revisions"), admin)["items"];
     EXPECT_EQ(revs.size(), 1u) << "mr_" << n;
   }
+}
+
+// Fine-tuning from the server: validated cases (an nnU-Net dataset imported with its labels) train
+// a new version of the registered tiny-mr model, starting from its weights; the new version is
+// registered but not active. A model whose channels the validated cases lack fails with the
+// channels named; an unknown model is 404.
+TEST_F(JobsTest, Train_FineTunesOnValidatedCases_NewVersionRegisteredNotActive) {
+  const fs::path ds = tmp_ / "Dataset010_Tiny";
+  fs::create_directories(ds / "imagesTr");
+  fs::create_directories(ds / "labelsTr");
+  for (int n = 0; n < 5; ++n) {
+    Volume v(grid(), PixelType::Int16);
+    LabelMap l(grid());
+    const int ci = 12 + 4 * n, cj = 10 + 3 * n;
+    for (int64_t k = 0; k < 3; ++k)
+      for (int j = 0; j < 32; ++j)
+        for (int i = 0; i < 40; ++i) {
+          const bool in = (i - ci) * (i - ci) + (j - cj) * (j - cj) < 25;
+          v.data<int16_t>()[v.linear_index(i, j, k)] = static_cast<int16_t>(in ? 300 : 20 + (i * 7 + j * 3 + n) % 11);
+          if (in) l.at(i, j, k) = 1;
+        }
+    io::write_image(v, ds / "imagesTr" / ("tiny_" + std::to_string(n) + "_0000.nii.gz"));
+    io::write_label(l, ds / "labelsTr" / ("tiny_" + std::to_string(n) + ".nii.gz"));
+  }
+  std::ofstream(ds / "dataset.json") << R"({"channel_names": {"0": "T2w"}, "labels": {"background": 0, "lesion": 1},
+    "numTraining": 5, "file_ending": ".nii.gz"})";
+  const std::string cmd = std::string(TUMORLAB_CLI) + " import " + ds.string() + " --data-dir " + data_.string() +
+                          " --modality MR --no-presegment > " + (tmp_ / "import.log").string() + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(tmp_ / "import.log");
+  start();
+  const auto admin = login("admin", kAdminPassword);
+  post("/api/jobs", admin, {{"type", "train"}, {"model", "nope"}}, 404);
+  post("/api/jobs", admin, {{"type", "train"}, {"model", "tiny-mr"}, {"time_budget", "soon"}}, 400);
+
+  const json queued = post("/api/jobs", admin, {{"type", "train"}, {"model", "tiny-mr"}, {"epochs", 2}, {"iterations", 2}}, 202);
+  const json done = wait_job(queued.value("id", 0), admin);
+  ASSERT_EQ(done.value("state", ""), "succeeded") << done.dump(2) << "\n" << server_->log();
+  const json result = done["result"];
+  EXPECT_EQ(result.value("epochs_done", 0), 2) << result.dump();
+  const std::string version = result.value("version", "");
+  EXPECT_NE(version.find("-ft"), std::string::npos) << result.dump();
+  EXPECT_TRUE(fs::exists(fs::path(result.value("bundle", "")) / "model.pt"));
+  int versions = 0;
+  const json listed = get("/api/models", admin);
+  for (const auto& m : listed["items"]) {
+    if (m.value("name", "") != "tiny-mr") continue;
+    ++versions;
+    if (m.value("version", "") == version) EXPECT_FALSE(m.value("active", true)) << m.dump();
+  }
+  EXPECT_EQ(versions, 2) << listed.dump();
+
+  // broken-flair is registered, but no validated case has a FLAIR channel.
+  const json other = post("/api/jobs", admin, {{"type", "train"}, {"model", "broken-flair"}, {"epochs", 1}}, 202);
+  const json failed = wait_job(other.value("id", 0), admin);
+  EXPECT_EQ(failed.value("state", ""), "failed");
+  EXPECT_NE(failed.value("error", "").find("channels"), std::string::npos) << failed.dump();
 }

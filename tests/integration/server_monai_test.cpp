@@ -130,7 +130,10 @@ class ServerProcess {
                                   "--host",      "127.0.0.1",
                                   "--port",      "0",
                                   "--port-file", port_file_.string(),
-                                  "--web-dir",   (data_dir.parent_path() / "no-web").string()};
+                                  "--web-dir",   (data_dir.parent_path() / "no-web").string(),
+                                  // No job worker: the /train/ test checks the queue (a worker would
+                                  // start the training; server_jobs_test runs one end to end).
+                                  "--job-workers", "0"};
     pid_ = fork();
     if (pid_ == 0) {
       setenv("TUMORLAB_ADMIN_PASSWORD", kAdminPassword, 1);
@@ -478,7 +481,7 @@ TEST_F(MonaiTest, Train_QueuesAnHonestJob_StatusAndStop) {
   EXPECT_EQ(task["model"], "test-model");
   const int64_t job_id = task["id"];
   // The job is real: in /api/jobs with type train, owned by the caller; its state is what the
-  // store says (nothing claims training jobs yet, so it is queued, or failed if a runner refuses it).
+  // store says (this server runs no job worker, so it stays queued until stopped).
   json job = parse(c.Get("/api/jobs/" + std::to_string(job_id), rita));
   EXPECT_EQ(job["type"], "train");
   EXPECT_EQ(job["params"]["model"], "test-model");
