@@ -65,7 +65,7 @@ LoginResult login(Lab& lab, const std::string& username, const std::string& pass
   who.role = std::string(store::to_string(user->role));
   auto ns = st.write([&](store::WriteTxn& t) {
     t.clear_login_failures(username, ip);
-    auto s = t.create_session(user->id, kSessionTtlMs);
+    auto s = t.create_session(user->id, lab.session_ttl_ms());
     t.append_audit(audit_entry(who, "login"));
     return s;
   });

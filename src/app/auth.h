@@ -12,7 +12,7 @@
 namespace tumorlab::app {
 
 // Sessions last 12 hours from login.
-inline constexpr std::int64_t kSessionTtlMs = 12ll * 3600 * 1000;
+// Sessions last Lab::session_ttl_ms() (LabOptions, `serve --session-ttl`; 12 h by default).
 
 struct SessionView {
   std::int64_t user_id = 0;

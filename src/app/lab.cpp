@@ -15,6 +15,7 @@ struct Lab::Impl {
   fs::path data_dir;
   store::Store store;
   LabOpened opened;
+  std::int64_t session_ttl_ms = 0;
   std::mutex mutex;
   std::map<std::int64_t, Geometry> geometries;
   std::map<std::int64_t, std::shared_ptr<std::mutex>> loading;
@@ -40,6 +41,10 @@ std::unique_ptr<Lab> Lab::open(const LabOptions& options) {
   impl->opened.schema_version = report.schema_version;
   impl->opened.jobs_requeued = report.jobs_requeued;
   impl->opened.jobs_failed = report.jobs_failed;
+  if (options.session_ttl_ms < 1000 || options.session_ttl_ms > 30ll * 24 * 3600 * 1000)
+    throw Error(ErrorCode::BadArgument, "session lifetime: expected 1 s to 30 days, got " +
+                                            std::to_string(options.session_ttl_ms / 1000) + " s");
+  impl->session_ttl_ms = options.session_ttl_ms;
   if (options.ensure_admin) {
     auto admin = impl->store.ensure_initial_admin();
     impl->opened.admin_created = admin.created;
@@ -49,6 +54,10 @@ std::unique_ptr<Lab> Lab::open(const LabOptions& options) {
   fs::create_directories(impl->data_dir / "tmp", ec);
   if (ec) throw Error(ErrorCode::IoFailure, "cannot create " + (impl->data_dir / "tmp").string() + ": " + ec.message());
   return std::unique_ptr<Lab>(new Lab(std::move(impl)));
+}
+
+std::int64_t Lab::session_ttl_ms() const {
+  return impl_->session_ttl_ms;
 }
 
 const LabOpened& Lab::opened() const {

@@ -25,6 +25,8 @@ struct LabOptions {
   bool server_mode = true;
   // Create the first admin when there is none ($TUMORLAB_ADMIN_PASSWORD or a generated one).
   bool ensure_admin = true;
+  // How long a login session lasts (milliseconds; sessions also end at logout).
+  std::int64_t session_ttl_ms = 12ll * 3600 * 1000;
 };
 
 struct LabOpened {
@@ -58,6 +60,7 @@ class Lab {
 
   const LabOpened& opened() const;
   const std::filesystem::path& data_dir() const;
+  std::int64_t session_ttl_ms() const;
   store::Store& store();
   // Folder for request scratch files (inside the data folder, so renames stay on one disk).
   std::filesystem::path scratch_dir() const;

@@ -1,6 +1,7 @@
 // tumorlab serve: the labelling server (REST API + browser UI).
 #include <iostream>
 
+#include "tumorlab/app/training.h"
 #include "tumorlab/cli/verbs.h"
 #include "tumorlab/server/serve.h"
 
@@ -34,6 +35,9 @@ Run add_serve(CLI::App& app) {
                  "LibTorch threads per AI job (1 keeps the API responsive on a 2-core machine; 0: all cores)")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
+  auto session_ttl = std::make_shared<std::string>("12h");
+  app.add_option("--session-ttl", *session_ttl, "How long a login session lasts (e.g. 30m, 8h; 1s to 30 days)")
+      ->capture_default_str();
   app.add_flag("!--no-demo", opts->demo,
                "Do not seed a newly created data folder with the synthetic demo cases");
   app.add_option("--port-file", opts->port_file,
@@ -41,8 +45,9 @@ Run add_serve(CLI::App& app) {
   app.footer(
       "First start on an empty --data-dir creates the user 'admin' with $TUMORLAB_ADMIN_PASSWORD, or a generated\n"
       "password printed once. Stops gracefully on SIGINT/SIGTERM. API: /api/openapi.json and docs/api.md.\n");
-  return [opts, upload_mb] {
+  return [opts, upload_mb, session_ttl] {
     opts->http.max_upload_bytes = static_cast<std::int64_t>(*upload_mb) << 20;
+    opts->session_ttl_seconds = app::parse_duration_seconds(*session_ttl);
     return server::run_serve(*opts, std::cout);
   };
 }

@@ -149,7 +149,7 @@ void register_monai_routes(Router& router, app::Lab& lab, const std::string& ver
          if (r.status == app::LoginResult::Status::BadCredentials)
            throw Error(E::Unauthenticated, "wrong username or password, or the account is disabled");
          return Response::json_body(
-             {{"access_token", r.token}, {"token_type", "bearer"}, {"expires_in", app::kSessionTtlMs / 1000}});
+             {{"access_token", r.token}, {"token_type", "bearer"}, {"expires_in", L->session_ttl_ms() / 1000}});
        }});
   router.add({.method = "GET",
               .path = "/auth/token/valid",

@@ -178,7 +178,7 @@ void register_api_routes(Router& router, app::Lab& lab, const std::atomic<bool>&
          }
          if (r.status == app::LoginResult::Status::BadCredentials)
            throw Error(E::Unauthenticated, "wrong username or password, or the account is disabled");
-         std::int64_t max_age = app::kSessionTtlMs / 1000;
+         std::int64_t max_age = L->session_ttl_ms() / 1000;
          Response res = Response::json_body(
              {{"token", r.token},
               {"csrf_token", r.session.csrf_token},

@@ -26,6 +26,7 @@ int run_serve(const ServeOptions& options, std::ostream& out) {
   lo.data_dir = options.data_dir;
   lo.server_mode = true;
   lo.ensure_admin = true;
+  lo.session_ttl_ms = static_cast<std::int64_t>(options.session_ttl_seconds * 1000);
   auto lab = app::Lab::open(lo);
   const auto& opened = lab->opened();
   if (opened.jobs_requeued || opened.jobs_failed)

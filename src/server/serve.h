@@ -22,6 +22,8 @@ struct ServeOptions {
   bool register_models = true;
   // Seed a newly created data folder with the synthetic demo cases (app::seed_demo_cases).
   bool demo = true;
+  // Lifetime of a login session in seconds (--session-ttl).
+  double session_ttl_seconds = 12 * 3600;
 };
 
 // The default static web folder (web/dist of the source tree this binary was built from).

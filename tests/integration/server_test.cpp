@@ -1006,3 +1006,29 @@ TEST_F(ServerTest, UncertaintyMap_DownloadedAsRecordedByThePrediction) {
   expect_error(c.Get("/api/cases/" + std::to_string(seeded_.other_case_id) + "/uncertainty", bearer(anna)), 404,
                "NotFound");
 }
+
+// Sessions end after --session-ttl: the cookie's Max-Age and the token's lifetime say so, and a
+// token used after it is 401 (a fresh login works again). A bad duration is refused at start.
+TEST_F(ServerTest, SessionTtl_TokenRefusedAfterItsLifetime) {
+  start({"--session-ttl", "2s"});
+  auto c = client();
+  auto r =
+      c.Post("/api/auth/login", json{{"username", "admin"}, {"password", kAdminPassword}}.dump(), "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const std::string token = parse(r)["token"];
+  bool max_age = false;
+  for (const auto& [k, v] : r->headers)
+    if (k == "Set-Cookie" && v.rfind("tl_session=", 0) == 0) max_age = v.find("Max-Age=2") != std::string::npos;
+  EXPECT_TRUE(max_age);
+  EXPECT_EQ(c.Get("/api/auth/me", {{"Authorization", "Bearer " + token}})->status, 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2600));
+  expect_error(c.Get("/api/auth/me", {{"Authorization", "Bearer " + token}}), 401, "Unauthenticated");
+  r = c.Post("/api/auth/login", json{{"username", "admin"}, {"password", kAdminPassword}}.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  server_.reset();
+  const std::string bad = std::string(TUMORLAB_CLI) + " serve --data-dir " + (tmp_ / "other").string() +
+                          " --session-ttl forever > " + (tmp_ / "bad.log").string() + " 2>&1";
+  EXPECT_EQ(WEXITSTATUS(std::system(bad.c_str())), 2);
+}
