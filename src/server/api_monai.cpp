@@ -20,11 +20,6 @@ namespace {
 using E = ErrorCode;
 namespace S = schema;
 
-app::Actor actor_of(const Request& req) {
-  const Principal& p = req.principal();
-  return app::Actor{p.user_id, p.username, p.role, req.remote_addr};
-}
-
 // A form field: a multipart part without a filename, or a urlencoded field (httplib merges
 // those into the query).
 std::optional<std::string> form_value(const Request& req, const std::string& name) {

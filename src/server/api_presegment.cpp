@@ -12,10 +12,6 @@ void register_presegment_routes(Router& router, app::Lab& lab) {
   app::Lab* L = &lab;
   using E = ErrorCode;
   namespace S = schema;
-  auto actor_of = [](const Request& req) {
-    const Principal& p = req.principal();
-    return app::Actor{p.user_id, p.username, p.role, req.remote_addr};
-  };
   router.add({.method = "POST",
               .path = "/api/cases/{case_id}/presegment",
               .roles = kAnyUser,
@@ -28,7 +24,7 @@ void register_presegment_routes(Router& router, app::Lab& lab) {
               .success_status = 202,
               .response_schema = S::ref("Job"),
               .errors = {E::NotFound, E::Conflict, E::BadArgument},
-              .handler = [L, actor_of](Request& req) {
+              .handler = [L](Request& req) {
                 return Response::json_body(
                     app::request_presegment(*L, actor_of(req), req.id_param("case_id"), req.json_body()), 202);
               }});
@@ -46,7 +42,7 @@ void register_presegment_routes(Router& router, app::Lab& lab) {
               .success_status = 202,
               .response_schema = S::ref("Job"),
               .errors = {E::NotFound, E::BadArgument},
-              .handler = [L, actor_of](Request& req) {
+              .handler = [L](Request& req) {
                 return Response::json_body(app::request_job(*L, actor_of(req), req.json_body()), 202);
               }});
 }

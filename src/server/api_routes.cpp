@@ -24,11 +24,6 @@ namespace {
 using E = ErrorCode;
 namespace S = schema;
 
-app::Actor actor_of(const Request& req) {
-  const Principal& p = req.principal();
-  return app::Actor{p.user_id, p.username, p.role, req.remote_addr};
-}
-
 Response send_file(const app::FileDownload& f) {
   return Response::file(f.path, f.content_type, f.filename);
 }
@@ -73,6 +68,11 @@ json user_schema() {
 }
 
 }  // namespace
+
+app::Actor actor_of(const Request& req) {
+  const Principal& p = req.principal();
+  return app::Actor{p.user_id, p.username, p.role, req.remote_addr};
+}
 
 std::optional<Principal> resolve_session(app::Lab& lab, const std::string& token) {
   auto s = app::find_session(lab, token);

@@ -22,6 +22,9 @@ void register_monai_routes(Router& router, app::Lab& lab, const std::string& ver
 // POST /api/uploads, POST /api/exports, GET /api/exports/{export_id} (src/server/api_uploads.cpp).
 void register_import_export_routes(Router& router, app::Lab& lab);
 
+// Who is calling, as the app's use cases take it (the logged-in principal and the client address).
+app::Actor actor_of(const Request& req);
+
 // The session resolver for HttpServer backed by the lab's sessions.
 std::optional<Principal> resolve_session(app::Lab& lab, const std::string& token);
 

@@ -14,11 +14,6 @@ namespace {
 using E = ErrorCode;
 namespace S = schema;
 
-app::Actor actor_of(const Request& req) {
-  const Principal& p = req.principal();
-  return app::Actor{p.user_id, p.username, p.role, req.remote_addr};
-}
-
 std::string modality_param(const Request& req) {
   std::optional<std::string> m = req.query_value("modality");
   if (!m) {
