@@ -13,14 +13,16 @@ namespace {
 using IdImage = itk::Image<int32_t, 3>;
 
 // Keeps voxels of `labels` outside the selected foreground, and selected voxels whose component
-// satisfies keep(component).
+// satisfies keep(component, voxels of the largest component).
 template <class Keep>
 LabelMap filter_components(const LabelMap& labels, Connectivity connectivity, uint8_t label, Keep&& keep) {
   const Components cc = connected_components(labels, connectivity, label);
   LabelMap out = labels;
   const int32_t* ids = cc.ids.data<int32_t>();
   std::vector<char> kept(cc.components.size() + 1, 1);
-  for (const Component& c : cc.components) kept[c.id] = keep(c) ? 1 : 0;
+  int64_t largest = 0;
+  for (const Component& c : cc.components) largest = std::max(largest, c.voxels);
+  for (const Component& c : cc.components) kept[c.id] = keep(c, largest) ? 1 : 0;
   uint8_t* v = out.data();
   for (int64_t i = 0, n = out.voxel_count(); i < n; ++i) {
     if (ids[i] != 0 && !kept[ids[i]]) v[i] = 0;
@@ -84,17 +86,24 @@ Components connected_components(const LabelMap& labels, Connectivity connectivit
 LabelMap remove_small_components(const LabelMap& labels, int64_t min_voxels, Connectivity connectivity,
                                  uint8_t label) {
   return filter_components(labels, connectivity, label,
-                           [min_voxels](const Component& c) { return c.voxels >= min_voxels; });
+                           [min_voxels](const Component& c, int64_t) { return c.voxels >= min_voxels; });
 }
 
 LabelMap remove_small_components_ml(const LabelMap& labels, double min_volume_ml, Connectivity connectivity,
                                     uint8_t label) {
   return filter_components(labels, connectivity, label,
-                           [min_volume_ml](const Component& c) { return c.volume_ml >= min_volume_ml; });
+                           [min_volume_ml](const Component& c, int64_t) { return c.volume_ml >= min_volume_ml; });
 }
 
 LabelMap keep_largest_component(const LabelMap& labels, Connectivity connectivity, uint8_t label) {
-  return filter_components(labels, connectivity, label, [](const Component& c) { return c.id == 1; });
+  return filter_components(labels, connectivity, label, [](const Component& c, int64_t) { return c.id == 1; });
+}
+
+LabelMap remove_components_below_fraction_of_largest(const LabelMap& labels, double fraction,
+                                                     Connectivity connectivity, uint8_t label) {
+  return filter_components(labels, connectivity, label, [fraction](const Component& c, int64_t largest) {
+    return c.id == 1 || static_cast<double>(c.voxels) >= fraction * static_cast<double>(largest);
+  });
 }
 
 }  // namespace tumorlab::imaging

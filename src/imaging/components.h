@@ -42,5 +42,10 @@ LabelMap remove_small_components_ml(const LabelMap& labels, double min_volume_ml
 // Keeps only the largest component of the selected foreground (ties: the first in scan order).
 LabelMap keep_largest_component(const LabelMap& labels, Connectivity connectivity = Connectivity::Full,
                                 uint8_t label = 0);
+// Removes the components with fewer voxels than fraction x the largest one's (the largest is always
+// kept; fraction 1 keeps it and any component of the same size).
+LabelMap remove_components_below_fraction_of_largest(const LabelMap& labels, double fraction,
+                                                     Connectivity connectivity = Connectivity::Full,
+                                                     uint8_t label = 0);
 
 }  // namespace tumorlab::imaging

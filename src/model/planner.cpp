@@ -46,7 +46,9 @@
 //    threshold 0.5, min_lesion_ml = half the smallest lesion of the training labels (0 when there
 //    is none): a prediction smaller than anything a reader ever outlined is noise, and half of it
 //    leaves room for a lesion cut by the resampling; with one-voxel reference lesions this removes
-//    nothing.
+//    nothing. min_fraction_of_largest = 1 (keep only the largest predicted component) when the
+//    training labels show one lesion per patient (>= 90% of >= 10 cases with foreground have a
+//    single component): a second predicted lesion is then most likely a false positive.
 
 #include "tumorlab/model/planner.h"
 
@@ -355,6 +357,12 @@ Plans plan_from_fingerprint(const DatasetFingerprint& f, const PlanOptions& opti
   i.threshold = 0.5;
   i.min_lesion_ml = f.lesion_count > 0 && std::isfinite(f.lesion_ml.min) ? round_sig(0.5 * f.lesion_ml.min) : 0.0;
   i.min_lesion_voxels = 0;
+  // One lesion per patient (>= 90% of the cases with foreground have a single component, at least
+  // 10 such cases): keep only the largest predicted component, as nnU-Net does when it helps.
+  int single = 0;
+  for (const auto& c : f.cases) single += c.lesion_voxels.size() == 1 ? 1 : 0;
+  i.min_fraction_of_largest =
+      f.cases_with_lesions >= 10 && single >= 0.9 * f.cases_with_lesions ? 1.0 : 0.0;
 
   // The plans must read back as valid plans (same checks as plans.json files get).
   return plans_from_json(to_json(p), "planned plans");

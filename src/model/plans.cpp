@@ -102,7 +102,8 @@ json to_json(const Plans& p) {
         {"mc_dropout_samples", i.mc_dropout_samples},
         {"threshold", i.threshold},
         {"min_lesion_ml", i.min_lesion_ml},
-        {"min_lesion_voxels", i.min_lesion_voxels}}},
+        {"min_lesion_voxels", i.min_lesion_voxels},
+        {"min_fraction_of_largest", i.min_fraction_of_largest}}},
   };
 }
 
@@ -207,6 +208,7 @@ Plans plans_from_json(const json& j, const std::string& source) {
     read(i, "threshold", p.inference.threshold, w);
     read(i, "min_lesion_ml", p.inference.min_lesion_ml, w);
     read(i, "min_lesion_voxels", p.inference.min_lesion_voxels, w);
+    read(i, "min_fraction_of_largest", p.inference.min_fraction_of_largest, w);
   }
 
   // Validation: the numbers must make a network and a window that can run.
@@ -243,6 +245,9 @@ Plans plans_from_json(const json& j, const std::string& source) {
           "must map \"background\" to 0");
   require(p.num_classes() >= 2, source + ".labels", "needs at least one foreground label");
   require(p.inference.overlap >= 0 && p.inference.overlap < 1, source + ".inference.overlap", "must be in [0, 1)");
+  require(p.inference.min_fraction_of_largest >= 0 && p.inference.min_fraction_of_largest <= 1,
+          source + ".inference.min_fraction_of_largest",
+          "must be in [0, 1], is " + std::to_string(p.inference.min_fraction_of_largest));
   require(p.training.loss == "dice_ce" || p.training.loss == "dice_focal", source + ".training.loss",
           "must be \"dice_ce\" or \"dice_focal\"");
   return p;

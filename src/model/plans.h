@@ -73,6 +73,9 @@ struct InferencePlan {
   double threshold = 0.5;                     // foreground probability threshold (binary tasks)
   double min_lesion_ml = 0;                   // components smaller than this are removed
   int64_t min_lesion_voxels = 0;              // ... or smaller than this many voxels
+  // Components smaller than this fraction of the largest predicted component are removed
+  // (0 = off, 1 = only the largest is kept): the prior of a disease with one lesion per patient.
+  double min_fraction_of_largest = 0;
 };
 
 struct Plans {

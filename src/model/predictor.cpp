@@ -517,6 +517,9 @@ Prediction Predictor::predict(const Volume& image, const PredictOptions& options
   if (plans.inference.min_lesion_voxels > 0) {
     label = imaging::remove_small_components(label, plans.inference.min_lesion_voxels);
   }
+  if (plans.inference.min_fraction_of_largest > 0) {
+    label = imaging::remove_components_below_fraction_of_largest(label, plans.inference.min_fraction_of_largest);
+  }
 
   if (options.uncertainty) {
     Volume entropy(out_grid, PixelType::Float32);

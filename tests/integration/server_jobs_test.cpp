@@ -544,7 +544,9 @@ TEST_F(JobsTest, Train_FineTunesOnValidatedCases_NewVersionRegisteredNotActive) 
   for (const auto& m : listed["items"]) {
     if (m.value("name", "") != "tiny-mr") continue;
     ++versions;
-    if (m.value("version", "") == version) EXPECT_FALSE(m.value("active", true)) << m.dump();
+    if (m.value("version", "") == version) {
+      EXPECT_FALSE(m.value("active", true)) << m.dump();
+    }
   }
   EXPECT_EQ(versions, 2) << listed.dump();
 

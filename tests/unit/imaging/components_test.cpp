@@ -69,5 +69,18 @@ TEST(Components, RemoveSmall_ByVoxelsAndByMl) {
   EXPECT_EQ(d.count(1), 13);
 }
 
+TEST(Components, RemoveBelowFractionOfLargest_KeepsLargestAndComparableOnes) {
+  LabelMap l(grid({20, 20, 4}));
+  paint_box(l, {0, 0, 0}, {10, 10, 1}, 1);   // 100 voxels, the largest
+  paint_box(l, {12, 0, 0}, {17, 5, 1}, 1);   // 25 voxels
+  paint_box(l, {0, 12, 0}, {3, 15, 1}, 1);   // 9 voxels
+  paint_box(l, {15, 15, 3}, {16, 16, 4}, 1); // 1 voxel
+  EXPECT_EQ(remove_components_below_fraction_of_largest(l, 0.2).count_nonzero(), 125);
+  EXPECT_EQ(remove_components_below_fraction_of_largest(l, 0.09).count_nonzero(), 134);
+  EXPECT_EQ(remove_components_below_fraction_of_largest(l, 1.0).count_nonzero(), 100);
+  EXPECT_EQ(remove_components_below_fraction_of_largest(l, 0.0).count_nonzero(), 135);
+  EXPECT_EQ(remove_components_below_fraction_of_largest(LabelMap(grid({3, 3, 3})), 1.0).count_nonzero(), 0);
+}
+
 }  // namespace
 }  // namespace tumorlab::imaging

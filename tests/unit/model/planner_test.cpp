@@ -78,6 +78,23 @@ void expect_valid(const Plans& p) {
 
 }  // namespace
 
+TEST(Planner, OneLesionPerPatient_KeepsOnlyTheLargestPredictedComponent) {
+  auto f = fingerprint({256, 256, 36}, {1, 1, 1}, {"FLAIR"}, "uint8", 20);
+  for (auto& c : f.cases) c.lesion_voxels = {5000};
+  f.cases[0].lesion_voxels = {5000, 40};  // 19 of 20 (95%) single-lesion cases
+  f.cases_with_lesions = 20;
+  EXPECT_DOUBLE_EQ(plan_from_fingerprint(f, {}).inference.min_fraction_of_largest, 1.0);
+  f.cases[1].lesion_voxels = {5000, 40, 30};  // 18 of 20 (90%): still one lesion per patient
+  EXPECT_DOUBLE_EQ(plan_from_fingerprint(f, {}).inference.min_fraction_of_largest, 1.0);
+  f.cases[2].lesion_voxels = {5000, 40};  // 17 of 20: several lesions are common, keep them
+  EXPECT_DOUBLE_EQ(plan_from_fingerprint(f, {}).inference.min_fraction_of_largest, 0.0);
+  // Too few labelled cases to tell.
+  auto g = fingerprint({256, 256, 36}, {1, 1, 1}, {"FLAIR"}, "uint8", 5);
+  for (auto& c : g.cases) c.lesion_voxels = {5000};
+  g.cases_with_lesions = 5;
+  EXPECT_DOUBLE_EQ(plan_from_fingerprint(g, {}).inference.min_fraction_of_largest, 0.0);
+}
+
 TEST(Planner, TwoDimensionalData_PlansA2DModel) {
   auto f = fingerprint({400, 900, 1}, {1, 1, 1}, {"PET-MIP"}, "uint8", 100);
   f.channels[0].all = stats(0, 255, 255, 240, 40);  // white background

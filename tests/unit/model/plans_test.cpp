@@ -23,6 +23,7 @@ Plans example() {
   p.patch_size = {64, 64, 16};
   p.target_spacing_mm = {1, 1, 3};
   p.inference.min_lesion_ml = 0.1;
+  p.inference.min_fraction_of_largest = 0.25;
   return p;
 }
 ErrorCode code_of(const nlohmann::json& j) {
@@ -44,6 +45,7 @@ TEST(Plans, JsonRoundTrip_KeepsEveryField) {
   EXPECT_EQ(q.network.strides[0], (std::array<int, 3>{2, 2, 1}));
   EXPECT_EQ(q.channels[0].normalization.scheme, imaging::NormalizationScheme::ZScore);
   EXPECT_DOUBLE_EQ(q.inference.min_lesion_ml, 0.1);
+  EXPECT_DOUBLE_EQ(q.inference.min_fraction_of_largest, 0.25);
 }
 
 TEST(Plans, BadFieldsRefusedNamingTheField) {
@@ -67,5 +69,8 @@ TEST(Plans, BadFieldsRefusedNamingTheField) {
   EXPECT_EQ(code_of(j), ErrorCode::InvalidDataset);
   j = to_json(example());
   j["network"]["strides"] = {{2, 2, 1}};
+  EXPECT_EQ(code_of(j), ErrorCode::InvalidDataset);
+  j = to_json(example());
+  j["inference"]["min_fraction_of_largest"] = 1.5;
   EXPECT_EQ(code_of(j), ErrorCode::InvalidDataset);
 }
