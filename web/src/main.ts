@@ -1,4 +1,4 @@
-// tumorlab browser UI: hash routes #/login, #/worklist, #/case/<id>, #/dashboard, #/upload.
+// tumorlab browser UI: hash routes #/login, #/worklist, #/case/<id>, #/dashboard, #/upload, #/models.
 // Everything goes through the REST API (api.ts); no patient identifiers are shown, only case
 // names (pseudonyms), modalities and label statistics.
 import './style.css'
@@ -9,6 +9,7 @@ import { renderWorklist } from './worklist'
 import { renderViewer } from './viewer'
 import { renderDashboard } from './dashboard'
 import { renderUpload } from './upload'
+import { renderModels } from './models'
 
 export interface AppContext {
   user: User
@@ -28,7 +29,7 @@ function topBar(u: User): HTMLElement {
     'header.topbar',
     {},
     h('span.brand', {}, 'tumorlab'),
-    h('nav', {}, link('#/worklist', 'Worklist', 'nav-worklist'), link('#/dashboard', 'Dashboard', 'nav-dashboard'), link('#/upload', 'Upload', 'nav-upload')),
+    h('nav', {}, link('#/worklist', 'Worklist', 'nav-worklist'), link('#/dashboard', 'Dashboard', 'nav-dashboard'), link('#/upload', 'Upload', 'nav-upload'), link('#/models', 'Models', 'nav-models')),
     h('span.spacer'),
     h('span.who', { testid: 'current-user' }, `${u.username} · ${u.role}`),
     h('button.ghost', { testid: 'help-open', title: 'Keyboard shortcuts (?)', onclick: () => document.dispatchEvent(new CustomEvent('tl-help')) }, '?'),
@@ -71,6 +72,7 @@ async function route(): Promise<void> {
   if (m) await renderViewer(ctx, Number(m[1]))
   else if (hash.startsWith('#/dashboard')) await renderDashboard(ctx)
   else if (hash.startsWith('#/upload')) await renderUpload(ctx)
+  else if (hash.startsWith('#/models')) await renderModels(ctx)
   else await renderWorklist(ctx)
 }
 

@@ -1,0 +1,258 @@
+// Models: the registered model versions (GET /api/models) with their modality, channels and the
+// figures their bundle reports; an admin activates a version (POST /api/models/{id}/activate);
+// a reviewer or admin fine-tunes a version on the validated cases (POST /api/jobs, type "train")
+// and follows the job's progress over its event stream, with cancel. Which actions are offered
+// follows the roles the server declares for those routes (`x-roles` in /api/openapi.json).
+import type { AppContext } from './main'
+import { api, findRouteWithRoles, getJson, postJson, type Job } from './api'
+import { h, clear, toast, fmtTime, fmtNum } from './dom'
+
+export interface ModelItem {
+  id: number
+  name: string
+  version: string
+  active: boolean
+  created_ms: number
+  metadata: {
+    modality?: string
+    channels?: string[]
+    dims?: number
+    labels?: Record<string, number>
+    patch_size?: number[]
+    target_spacing_mm?: number[]
+    training?: Record<string, unknown>
+    // Held-out evaluation, when a bundle reports one (not every server or bundle does).
+    evaluation?: Record<string, unknown>
+    held_out?: Record<string, unknown>
+  }
+}
+
+interface TrainJob extends Job {
+  result?: { version?: string; bundle?: string; epochs_done?: number; best_pseudo_dice?: number; curve?: unknown[] }
+  params?: { model?: string }
+}
+
+function allowed(roles: string[] | null | undefined, role: string): boolean {
+  return !roles || roles.includes('public') || roles.includes(role)
+}
+
+// The held-out figures of a bundle as "name value" pairs (numbers only), or null.
+function heldOut(m: ModelItem): [string, number][] | null {
+  const src = m.metadata.evaluation ?? m.metadata.held_out
+  if (!src || typeof src !== 'object') return null
+  const out: [string, number][] = []
+  for (const [k, v] of Object.entries(src)) if (typeof v === 'number') out.push([k.replace(/_/g, ' '), v])
+  return out.length ? out : null
+}
+
+export async function renderModels(ctx: AppContext): Promise<void> {
+  const [activateRoute, jobsRoute] = await Promise.all([findRouteWithRoles('POST', /^\/api\/models\/\{[a-z_]+\}\/activate$/), findRouteWithRoles('POST', /^\/api\/jobs$/)])
+  const canActivate = !!activateRoute && allowed(activateRoute.roles, ctx.user.role)
+  const canTrain = !!jobsRoute && allowed(jobsRoute.roles, ctx.user.role)
+
+  const tbody = h('tbody', { testid: 'models' })
+  const epochs = h('input', { type: 'number', testid: 'train-epochs', min: '1', max: '1000', step: '1', value: '5', title: 'Epochs of fine-tuning (1..1000)' })
+  const validatedInfo = h('span.muted', { testid: 'train-validated' })
+  const jobsBox = h('div.jobs', { testid: 'train-jobs' })
+  const trainCard = h(
+    'div.card.train-card',
+    {},
+    h('h3', {}, 'Fine-tune on validated cases'),
+    canTrain
+      ? h(
+          'div.train-form',
+          {},
+          h('label.inline-l', {}, 'Epochs ', epochs),
+          validatedInfo,
+          h('p.muted.small', {}, 'Use "Fine-tune" on a model version: its weights are trained further on the validated cases (current labels) and the result is registered as a new, inactive version. The cases must have the model\'s channels.')
+        )
+      : h('p.muted', { testid: 'train-not-allowed' }, `Fine-tuning needs the role ${jobsRoute?.roles?.join(' or ') ?? 'reviewer or admin'}; you are ${ctx.user.role}.`),
+    h('h3', {}, 'Training jobs'),
+    jobsBox
+  )
+  const table = h(
+    'table.models-table',
+    {},
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        h('th', {}, 'Model'),
+        h('th', {}, 'Version'),
+        h('th', {}, 'Active'),
+        h('th', {}, 'Modality'),
+        h('th', {}, 'Channels'),
+        h('th', {}, 'Net'),
+        h('th', {}, 'Created'),
+        h('th', { title: 'Best pseudo Dice on fixed validation patches during training (not full cases)' }, 'Val. pseudo Dice'),
+        h('th', { title: 'Evaluation on held-out cases, when the bundle reports it' }, 'Held-out'),
+        h('th', {}, 'Actions')
+      )
+    ),
+    tbody
+  )
+  ctx.main.append(
+    h(
+      'section.models',
+      { testid: 'models-screen' },
+      h('div.toolbar', {}, h('h2', {}, 'Models'), h('span.muted', { testid: 'models-count' }), h('span.spacer'), canActivate ? null : h('span.muted', { testid: 'activate-not-allowed' }, 'Activating a version needs the role admin.')),
+      h('div.models-layout', {}, h('div.table-wrap', {}, table), trainCard)
+    )
+  )
+
+  let models: ModelItem[] = []
+  async function load(): Promise<void> {
+    try {
+      const r = await getJson<{ items: ModelItem[] } | ModelItem[]>('/api/models')
+      models = Array.isArray(r) ? r : r.items
+    } catch (e) {
+      toast('Could not list the models: ' + (e as Error).message, 'error')
+      return
+    }
+    draw()
+  }
+  function draw(): void {
+    clear(tbody)
+    ctx.main.querySelector('[data-testid=models-count]')!.textContent = `${models.length} version${models.length === 1 ? '' : 's'} of ${new Set(models.map((m) => m.name)).size} model${new Set(models.map((m) => m.name)).size === 1 ? '' : 's'}`
+    const sorted = [...models].sort((a, b) => a.name.localeCompare(b.name) || a.created_ms - b.created_ms || a.id - b.id)
+    for (const m of sorted) {
+      const md = m.metadata ?? {}
+      const tr = md.training ?? {}
+      const val = (tr.best_pseudo_dice_ema ?? tr.best_pseudo_dice) as number | undefined
+      const ho = heldOut(m)
+      const actions = h('td.actions')
+      if (canActivate)
+        actions.append(
+          h(
+            'button.small' + (m.active ? '' : '.ok'),
+            { testid: 'activate-model', disabled: m.active, title: m.active ? 'This version is active' : `Make ${m.name}@${m.version} the active version of ${m.name}`, onclick: () => void activate(m) },
+            m.active ? 'Active' : 'Activate'
+          )
+        )
+      if (canTrain)
+        actions.append(h('button.small', { testid: 'train-model', title: `Fine-tune ${m.name}@${m.version} on the validated cases`, onclick: () => void train(m) }, 'Fine-tune'))
+      tbody.append(
+        h(
+          'tr' + (m.active ? '.active-model' : ''),
+          { testid: 'model-row', 'data-model-id': m.id, 'data-model-name': m.name },
+          h('td', {}, h('span.case-name', {}, m.name)),
+          h('td', {}, m.version),
+          h('td', {}, m.active ? h('span.badge.st-validated', { testid: 'model-active' }, 'active') : h('span.muted', {}, '—')),
+          h('td', {}, md.modality ?? '—'),
+          h('td', {}, (md.channels ?? []).join(' + ') || '—'),
+          h('td', { title: md.patch_size ? `patch ${md.patch_size.join('×')}, spacing ${(md.target_spacing_mm ?? []).map((x) => +x.toFixed(2)).join('×')} mm` : '' }, md.dims ? `${md.dims}D U-Net` : '—'),
+          h('td', { title: String(md.training?.seconds ? `trained ${fmtNum(Number(md.training.seconds) / 3600, 1)} h, ${md.training.epochs_done ?? '?'} epochs` : '') }, fmtTime(m.created_ms)),
+          h('td.num', {}, fmtNum(val ?? null, 3)),
+          h('td', {}, ho ? ho.map(([k, v]) => `${k} ${fmtNum(v, 3)}`).join(', ') : h('span.muted', { title: 'This bundle reports no held-out evaluation (see its MODEL_CARD.md)' }, 'see model card')),
+          actions
+        )
+      )
+    }
+    if (!models.length) tbody.append(h('tr', {}, h('td.muted', { colspan: 10 }, 'No model is registered. The server registers the bundles it finds under models/ at start-up.')))
+  }
+
+  async function activate(m: ModelItem): Promise<void> {
+    try {
+      await postJson(activateRoute!.path.replace(/\{[a-z_]+\}/, String(m.id)), {})
+      toast(`${m.name}@${m.version} is now active`, 'ok')
+      await load()
+    } catch (e) {
+      toast(`Cannot activate ${m.name}@${m.version}: ${(e as Error).message}`, 'error')
+    }
+  }
+
+  async function train(m: ModelItem): Promise<void> {
+    const n = Math.round(Number(epochs.value))
+    if (!Number.isFinite(n) || n < 1 || n > 1000) {
+      toast('Epochs: expected a whole number from 1 to 1000', 'error')
+      epochs.focus()
+      return
+    }
+    try {
+      const r = await postJson<Job | { job: Job }>('/api/jobs', { type: 'train', model: m.name, version: m.version, epochs: n })
+      const job = ('job' in r ? r.job : r) as TrainJob
+      toast(`Fine-tuning ${m.name}@${m.version}: job ${job.id} queued`, 'ok')
+      showJob(job, `${m.name}@${m.version}`)
+    } catch (e) {
+      toast(`Cannot start fine-tuning: ${(e as Error).message}`, 'error')
+    }
+  }
+
+  const streams: EventSource[] = []
+  ctx.onLeave(() => streams.forEach((s) => s.close()))
+  const shown = new Set<number>()
+  function finishText(j: TrainJob): string {
+    if (j.state === 'succeeded') {
+      const r = j.result ?? {}
+      return `succeeded: new version ${r.version ?? '?'}${r.epochs_done !== undefined ? `, ${r.epochs_done} epochs` : ''}${r.best_pseudo_dice !== undefined ? `, pseudo Dice ${fmtNum(r.best_pseudo_dice, 3)}` : ''}`
+    }
+    if (j.state === 'failed') return `failed: ${j.error ?? j.message ?? 'unknown error'}`
+    return j.state
+  }
+  function showJob(job: TrainJob, what?: string): void {
+    if (shown.has(job.id)) return
+    shown.add(job.id)
+    const bar = h('progress', { max: '1', value: String(job.progress ?? 0) })
+    const label = h('span.job-label', {}, `job ${job.id} · train ${what ?? job.params?.model ?? ''} · ${job.state}`)
+    const outcome = h('span.job-outcome', { testid: 'job-outcome' })
+    const cancel = h(
+      'button.small',
+      {
+        testid: 'job-cancel',
+        onclick: () =>
+          api
+            .cancelJob(job.id)
+            .then(() => toast(`Cancel requested for job ${job.id}`, 'info'))
+            .catch((e) => toast((e as Error).message, 'error'))
+      },
+      'Cancel'
+    )
+    const row = h('div.job', { testid: 'job-row', 'data-job-id': job.id, 'data-state': job.state }, label, cancel, bar, outcome)
+    jobsBox.prepend(row)
+    const end = (j: TrainJob) => {
+      row.dataset.state = j.state
+      cancel.remove()
+      bar.value = j.state === 'succeeded' ? 1 : bar.value
+      outcome.textContent = finishText(j)
+      outcome.classList.toggle('error', j.state === 'failed')
+      if (j.state === 'succeeded') void load()
+    }
+    if (['succeeded', 'failed', 'cancelled'].includes(job.state)) {
+      end(job)
+      return
+    }
+    const es = new EventSource(`/api/jobs/${job.id}/events`)
+    streams.push(es)
+    let lastSeen: TrainJob = job
+    es.addEventListener('progress', (ev) => {
+      const j = JSON.parse((ev as MessageEvent).data) as TrainJob
+      lastSeen = j
+      row.dataset.state = j.state
+      bar.value = j.progress ?? 0
+      label.textContent = `job ${j.id} · train ${what ?? j.params?.model ?? ''} · ${j.state} ${Math.round((j.progress ?? 0) * 100)}%${j.message ? ' · ' + j.message : ''}`
+    })
+    es.addEventListener('end', () => {
+      es.close()
+      // The last progress event carries the final state; read the job once more for its result.
+      getJson<TrainJob>(`/api/jobs/${job.id}`)
+        .then(end)
+        .catch(() => end(lastSeen))
+    })
+  }
+
+  await load()
+  if (canTrain)
+    api
+      .metrics()
+      .then((s) => {
+        const n = ((s as { cases_by_status?: Record<string, number> }).cases_by_status ?? {}).validated ?? 0
+        validatedInfo.textContent = `${n} validated case${n === 1 ? '' : 's'} available`
+      })
+      .catch(() => undefined)
+  api
+    .jobs('type=train&limit=10')
+    .then((jobs) => [...jobs].reverse().forEach((j) => showJob(j as TrainJob)))
+    .catch(() => undefined)
+}
