@@ -1,8 +1,9 @@
 // Upload of scans by drag and drop (or a file picker), with a progress bar per file. The route is
 // taken from the server's OpenAPI document (a POST route for uploads / imports); the body is the
-// file itself, its name in the `filename` query parameter.
+// file itself, its name in the `filename` query parameter, the chosen modality (for formats that
+// carry none) in `modality`. The pre-segmentation job queued for a new case is followed to its end.
 import type { AppContext } from './main'
-import { findRouteWithRoles, type Job } from './api'
+import { findRouteWithRoles, getJson, type Job } from './api'
 import { h, toast } from './dom'
 
 export async function renderUpload(ctx: AppContext): Promise<void> {
@@ -11,6 +12,16 @@ export async function renderUpload(ctx: AppContext): Promise<void> {
   const route = found && allowed ? found.path : null
   const input = h('input', { type: 'file', testid: 'upload-input', multiple: true, accept: '.nii,.nii.gz,.gz,.nrrd,.mha,.png,.zip,.dcm' })
   const list = h('div.uploads', { testid: 'upload-list' })
+  // NIfTI, NRRD, MHA and PNG carry no modality; the server then guesses it from channel names
+  // (often impossible), and pre-segmentation picks a model by modality and channels.
+  const modalitySel = h(
+    'select',
+    { testid: 'upload-modality', title: 'Modality of files that carry none (DICOM has its own)' },
+    h('option', { value: '' }, 'guess from the file'),
+    h('option', { value: 'CT' }, 'CT'),
+    h('option', { value: 'MR' }, 'MR'),
+    h('option', { value: 'PT' }, 'PET')
+  )
   const zone = h(
     'label.dropzone',
     { testid: 'upload-dropzone' },
@@ -18,6 +29,7 @@ export async function renderUpload(ctx: AppContext): Promise<void> {
     h('span.muted', {}, 'NIfTI, NRRD, MHA, PNG, DICOM (.zip) — DICOM is de-identified on the server'),
     input
   )
+  const opts = h('div.upload-opts', {}, h('label.inline-l', {}, 'Modality ', modalitySel), h('span', {}, 'for files without one (NIfTI, NRRD, MHA, PNG); the AI pre-segmentation picks its model by modality and channels'))
   if (!found) {
     zone.classList.add('disabled')
     list.append(h('p.error', { testid: 'upload-unavailable' }, 'This server has no upload route yet; an admin can import scans on the server.'))
@@ -49,7 +61,9 @@ export async function renderUpload(ctx: AppContext): Promise<void> {
     const row = h('div.upload-row', { testid: 'upload-row' }, h('span.fname', {}, file.name), bar, msg)
     list.prepend(row)
     const xhr = new XMLHttpRequest()
-    xhr.open('POST', `${route}?filename=${encodeURIComponent(file.name)}`)
+    const q = new URLSearchParams({ filename: file.name })
+    if (modalitySel.value) q.set('modality', modalitySel.value)
+    xhr.open('POST', `${route}?${q}`)
     const csrf = (document.cookie.match(/(?:^|;\s*)tl_csrf=([^;]+)/) ?? [])[1]
     if (csrf) xhr.setRequestHeader('X-CSRF-Token', decodeURIComponent(csrf))
     xhr.setRequestHeader('Content-Type', 'application/octet-stream')
@@ -71,15 +85,33 @@ export async function renderUpload(ctx: AppContext): Promise<void> {
         const job = (body.job as Job | undefined) ?? null
         if (job) {
           msg.textContent = `pre-segmentation job ${job.id} ${job.state}`
+          row.dataset.jobId = String(job.id)
+          row.dataset.jobState = job.state
           const es = new EventSource(`/api/jobs/${job.id}/events`)
           es.addEventListener('progress', (ev) => {
             const j = JSON.parse((ev as MessageEvent).data) as Job
             bar.value = j.progress ?? 0
+            row.dataset.jobState = j.state
             msg.textContent = `pre-segmentation ${j.state} ${Math.round((j.progress ?? 0) * 100)}%`
           })
           es.addEventListener('end', () => {
             es.close()
-            msg.textContent = 'pre-segmentation finished'
+            // The job's result says what happened: a revision, or why no model applied.
+            getJson<Job & { result?: { revision_id?: number; model?: string; voxel_count?: number; skipped?: string } }>(`/api/jobs/${job.id}`)
+              .then((j) => {
+                const r = j.result ?? {}
+                msg.textContent =
+                  j.state === 'failed'
+                    ? `pre-segmentation failed: ${j.error ?? ''}`
+                    : r.skipped
+                      ? `not pre-segmented: ${r.skipped}`
+                      : r.revision_id !== undefined
+                        ? `pre-segmented by ${r.model ?? 'the AI'} (${r.voxel_count ?? '?'} voxels)`
+                        : `pre-segmentation ${j.state}`
+                row.classList.toggle('failed', j.state === 'failed')
+                row.dataset.jobState = j.state
+              })
+              .catch(() => (msg.textContent = 'pre-segmentation finished'))
           })
           ctx.onLeave(() => es.close())
         }
@@ -97,5 +129,5 @@ export async function renderUpload(ctx: AppContext): Promise<void> {
     xhr.send(file)
   }
 
-  ctx.main.append(h('section.upload', {}, h('h2', {}, 'Upload scans'), zone, list))
+  ctx.main.append(h('section.upload', {}, h('h2', {}, 'Upload scans'), opts, zone, list))
 }

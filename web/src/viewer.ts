@@ -7,7 +7,7 @@
 import { Niivue, NVImage, SLICE_TYPE, DRAG_MODE, SHOW_RENDER, MULTIPLANAR_TYPE } from '@niivue/niivue'
 import type { AppContext } from './main'
 import { routeStartMs } from './main'
-import { api, ApiError, findRoute, request, type CaseDetail, type Revision, type Job } from './api'
+import { api, ApiError, findRoute, getJson, request, type CaseDetail, type Revision, type Job } from './api'
 import { h, clear, toast, fmtTime, fmtNum } from './dom'
 import { IndexMap, Journal, applyRuns, labelNifti, gzip, gunzip, base64, niftiVoxels, type Delta } from './labelmap'
 import { showHelp } from './help'
@@ -338,6 +338,11 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
     })
     const row = h('div.overlay-row' + (available ? '' : '.unavailable'), {}, h('label.check', {}, box, ' ', h('span.swatch.' + key), label), slider)
     ;(row as unknown as { sync: () => void }).sync = () => (box.checked = st.on)
+    ;(row as unknown as { enable: () => void }).enable = () => {
+      box.disabled = false
+      slider.disabled = false
+      row.classList.remove('unavailable')
+    }
     return row
   }
   const overlayRows = [overlayRow('work', 'Working label', 'toggle-working', true), overlayRow('ai', 'AI label', 'toggle-ai', detail.ai_revision_id !== null), overlayRow('unc', 'Uncertainty', 'toggle-uncertainty', detail.has_uncertainty)]
@@ -365,20 +370,28 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
   // ---------- review ----------
   const saveBtn = h('button.primary', { testid: 'save-label', title: 'Save a new revision (Ctrl+S)', onclick: () => void save() }, 'Save')
   const submitBtn = h('button', { testid: 'submit-case', title: 'Submit for review', onclick: () => void setStatus('submitted') }, 'Submit')
-  const validateBtn = h('button.ok', { testid: 'validate-case', disabled: !isReviewer, title: isReviewer ? 'Validate this case' : 'Only reviewers can validate', onclick: () => void setStatus('validated') }, 'Validate')
+  const validateBtn = h('button.ok', { testid: 'validate-case', disabled: !isReviewer, title: isReviewer ? 'Validate this case (with the comment, if any)' : 'Only reviewers can validate', onclick: () => void setStatus('validated', commentBox.value.trim() || undefined) }, 'Validate')
+  // The comment goes with a rejection (required) and optionally with a validation.
+  const commentBox = h('textarea.status-comment', { testid: 'status-comment', rows: 2, placeholder: isReviewer ? 'Comment (required to reject)' : 'Comment', disabled: !isReviewer, maxlength: 2000 })
   const rejectBtn = h(
     'button.danger',
     {
       testid: 'reject-case',
       disabled: !isReviewer,
-      title: isReviewer ? 'Reject with a comment' : 'Only reviewers can reject',
+      title: isReviewer ? 'Reject with the comment above' : 'Only reviewers can reject',
       onclick: () => {
-        const comment = prompt('Reason for rejection')
-        if (comment) void setStatus('rejected', comment)
+        const comment = commentBox.value.trim()
+        if (!comment) {
+          toast('Write the reason for the rejection in the comment box first', 'error')
+          commentBox.focus()
+          return
+        }
+        void setStatus('rejected', comment)
       }
     },
     'Reject'
   )
+  const commentShown = h('p.comment', { testid: 'status-comment-shown', hidden: !detail.status_comment }, 'Comment: ', h('span', {}, detail.status_comment ?? ''))
   const revList = h('tbody', { testid: 'revisions' })
   const jobsBox = h('div.jobs', { testid: 'jobs' })
   const preseg = h('div')
@@ -393,8 +406,9 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
     compareBtn,
     h('h3', {}, 'Review'),
     h('div.row', {}, saveBtn, submitBtn),
+    commentBox,
     h('div.row', {}, validateBtn, rejectBtn),
-    ...(detail.status_comment ? [h('p.comment', { testid: 'status-comment' }, 'Comment: ', detail.status_comment)] : []),
+    commentShown,
     h('h3', {}, 'AI'),
     preseg,
     jobsBox,
@@ -491,6 +505,11 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
       badge.className = 'badge st-' + s
       badge.textContent = s.replace('_', ' ')
       statusLine.textContent = `Case is now ${s.replace('_', ' ')}`
+      if (comment) {
+        commentShown.hidden = false
+        commentShown.querySelector('span')!.textContent = comment
+        commentBox.value = ''
+      }
       toast(`Case ${s.replace('_', ' ')}`, 'ok')
     } catch (e) {
       statusLine.textContent = `Cannot set ${status}: ${(e as Error).message}`
@@ -505,21 +524,83 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
     const bar = h('progress', { max: '1', value: String(job.progress ?? 0) })
     const label = h('span', {}, `${job.type} · ${job.state}`)
     const cancel = h('button.small', { testid: 'job-cancel', onclick: () => api.cancelJob(job.id).catch((e) => toast((e as Error).message, 'error')) }, 'Cancel')
-    const row = h('div.job', { testid: 'job-row', 'data-job-id': job.id }, label, bar, cancel)
+    const outcome = h('span.job-outcome', { testid: 'job-outcome' })
+    const row = h('div.job', { testid: 'job-row', 'data-job-id': job.id, 'data-state': job.state }, label, bar, cancel, outcome)
     jobsBox.append(row)
     const es = new EventSource(`/api/jobs/${job.id}/events`)
     streams.push(es)
     es.addEventListener('progress', (ev) => {
       const j = JSON.parse((ev as MessageEvent).data) as Job
       bar.value = j.progress ?? 0
-      label.textContent = `${j.type} · ${j.state}${j.message ? ' · ' + j.message : ''}`
+      row.dataset.state = j.state
+      label.textContent = `${j.type} · ${j.state} ${Math.round((j.progress ?? 0) * 100)}%${j.message ? ' · ' + j.message : ''}`
     })
     es.addEventListener('end', () => {
       es.close()
       cancel.remove()
-      label.textContent += ' · done'
-      void refreshRevisions()
+      void getJson<Job & { result?: Record<string, unknown> }>(`/api/jobs/${job.id}`)
+        .then(async (j) => {
+          const r = j.result ?? {}
+          label.textContent = `${j.type} · ${j.state}`
+          if (j.state === 'succeeded') bar.value = 1
+          outcome.textContent =
+            j.state === 'failed'
+              ? `failed: ${j.error ?? j.message ?? ''}`
+              : r.skipped
+                ? `skipped: ${String(r.skipped)}`
+                : r.revision_id !== undefined
+                  ? `AI revision ${r.revision_id}${r.model ? ' by ' + String(r.model) : ''}${r.voxel_count !== undefined ? ` · ${r.voxel_count} voxels` : ''}`
+                  : j.state
+          outcome.classList.toggle('error', j.state === 'failed')
+          await afterJob()
+          row.dataset.state = j.state // last: the revision list and the overlays are up to date
+        })
+        .catch(() => {
+          row.dataset.state = 'ended'
+          void refreshRevisions()
+        })
     })
+  }
+  // After a job on this case: a new AI revision becomes the AI overlay (and the working label when
+  // it has no unsaved edit), the uncertainty map is reloaded, the revision history refreshed.
+  async function afterJob(): Promise<void> {
+    const nd = await api.detail(caseId).catch(() => null)
+    if (nd) {
+      if (nd.ai_revision_id !== detail.ai_revision_id) {
+        if (aiVol) nv.removeVolume(aiVol)
+        aiVol = null
+        aiLoading = null
+        if (uncVol) nv.removeVolume(uncVol)
+        uncVol = null
+        uncLoading = null
+        detail.ai_revision_id = nd.ai_revision_id
+        detail.has_uncertainty = nd.has_uncertainty
+        if (nd.ai_revision_id !== null) {
+          ;(overlayRows[1] as unknown as { enable: () => void }).enable()
+          compareBtn.disabled = false
+        }
+        if (nd.has_uncertainty) (overlayRows[2] as unknown as { enable: () => void }).enable()
+      }
+      const clean = !journal.canUndo && loadedFromRevision === parentRevisionId
+      if (nd.current_revision_id !== null && nd.current_revision_id !== parentRevisionId) {
+        if (clean) {
+          await loadRevisionIntoDrawing(nd.current_revision_id)
+          parentRevisionId = nd.current_revision_id
+          loadedFromRevision = parentRevisionId
+          journal.reset(bitmap())
+          updateEditInfo()
+          statusLine.textContent = `Loaded the new revision ${parentRevisionId} as the working label`
+        } else toast(`Revision ${nd.current_revision_id} was added while you edit; your unsaved edit is kept (saving will report the conflict).`, 'info', 8000)
+      }
+      if (nd.status !== detail.status) {
+        detail.status = nd.status
+        const badge = title.querySelector('[data-testid=case-status]')!
+        badge.className = 'badge st-' + nd.status
+        badge.textContent = nd.status.replace('_', ' ')
+      }
+      await applyOverlays()
+    }
+    await refreshRevisions()
   }
   api
     .jobs(`case_id=${caseId}&limit=20`)
