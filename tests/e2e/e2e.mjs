@@ -8,9 +8,17 @@
 //  login; worklist rows; open a case; brush stroke with real mouse events, undo, redo, save ->
 //  the new revision's voxels (read back through the API) are exactly the stroke's disc footprint
 //  on the drawn slice; threshold brush changes only voxels inside the intensity range; region
-//  grow changes exactly the voxels the server's grow gives for the same seed; an annotator
-//  cannot validate (button disabled, API 403) nor upload (told which role it needs); a reviewer
-//  validates and uploads a NIfTI that opens as a new case. Screenshots of each screen at 1920x1080 and 1366x768 go to OUT_DIR.
+//  grow changes exactly the voxels the server's grow gives for the same seed; the eraser puts
+//  exactly its footprint back at 0; an annotator cannot validate (button disabled, API 403) nor
+//  upload (told which role it needs), and sees the models screen (both bundled models) without
+//  activate or fine-tune actions; a reviewer validates; uploads a PET MIP NIfTI (modality PET
+//  chosen in the form) that the bundled mip-pet-2d model pre-segments (job succeeds, AI revision
+//  in the viewer); starts a fine-tune job from the models screen and sees how it ended (the
+//  seeded cases are demo cases, not trained on, so the server refuses: no validated case);
+//  runs "run pre-segmentation" on the PET case (progress, job succeeds, one more AI revision in
+//  the history); rejects the case with a comment (status and comment through the API).
+//  Screenshots of each screen at 1920x1080 and 1366x768 go to OUT_DIR. The bundled models are
+//  found by the server in the source tree's models/.
 // Timings are printed, not asserted: open-to-first-slice for the 256x256x40 MR and the
 // 512x512x100 CT, and save-to-acknowledgement.
 // Exit codes: 0 all passed, 1 a check failed, 77 skipped (no Chromium / node_modules / dist).
@@ -192,6 +200,25 @@ async function voxelUnder(page, x, y) {
   return { voxel: (await info.getAttribute('data-voxel')).split(',').map(Number), text: await info.textContent() }
 }
 
+// Distance (mm, in-plane) of voxel (i, j) from the segment p->q (voxel coordinates), spacing sp.
+function segDistMm(p, q, sp, i, j) {
+  const [ax, ay] = [p[0] * sp[0], p[1] * sp[1]]
+  const [bx, by] = [q[0] * sp[0], q[1] * sp[1]]
+  const [px, py] = [i * sp[0], j * sp[1]]
+  const L = (bx - ax) ** 2 + (by - ay) ** 2
+  const t = L ? Math.max(0, Math.min(1, ((px - ax) * (bx - ax) + (py - ay) * (by - ay)) / L)) : 0
+  return Math.hypot(px - ax - t * (bx - ax), py - ay - t * (by - ay))
+}
+async function waitJob(token, jobId, timeoutMs = 240000) {
+  const t = Date.now()
+  for (;;) {
+    const j = await getJson(token, `/api/jobs/${jobId}`)
+    if (['succeeded', 'failed', 'cancelled'].includes(j.state)) return j
+    if (Date.now() - t > timeoutMs) throw new Error(`job ${jobId} still ${j.state} after ${timeoutMs} ms`)
+    await sleep(250)
+  }
+}
+
 const brainId = seeded.cases['DEMO-brain-1']
 const ctId = seeded.cases['DEMO-ct-1']
 let exitCode = 0
@@ -268,14 +295,7 @@ try {
   const ch = diffLabels(aiLabel, l1, dims)
   // Expected: every voxel of the slice within radius (mm) of the segment a->b (in-plane), set to 1.
   const k0 = a.voxel[2]
-  const segDist = (i, j) => {
-    const [ax, ay] = [a.voxel[0] * sp[0], a.voxel[1] * sp[1]]
-    const [bx, by] = [b.voxel[0] * sp[0], b.voxel[1] * sp[1]]
-    const [px, py] = [i * sp[0], j * sp[1]]
-    const L = (bx - ax) ** 2 + (by - ay) ** 2
-    const t = L ? Math.max(0, Math.min(1, ((px - ax) * (bx - ax) + (py - ay) * (by - ay)) / L)) : 0
-    return Math.hypot(px - ax - t * (bx - ax), py - ay - t * (by - ay))
-  }
+  const segDist = (i, j) => segDistMm(a.voxel, b.voxel, sp, i, j)
   const offSlice = ch.filter((c) => c.k !== k0).length
   const wrongValue = ch.filter((c) => c.after !== 1).length
   const outside = ch.filter((c) => segDist(c.i, c.j) > radiusMm + 0.5).length
@@ -337,6 +357,47 @@ try {
   // revision history, help
   await page.waitForFunction((n) => document.querySelectorAll('[data-testid=revision-row]').length >= n, 4)
   check('revision history lists the AI revision and the three saves', (await page.getByTestId('revision-row').count()) === 4)
+  // eraser: a short vertical stroke across the brush stroke; the saved revision has exactly the
+  // voxels of its footprint on that slice back at 0, nothing else changed
+  {
+    const e0 = await voxelUnder(page, cx - 10, cy - 70)
+    const e1 = await voxelUnder(page, cx - 10, cy - 10)
+    const eraseMm = 2
+    await page.getByTestId('tool-eraser').click()
+    await page.getByTestId('brush-size').fill(String(eraseMm))
+    await page.getByTestId('brush-size').dispatchEvent('change')
+    await page.mouse.move(cx - 10, cy - 70)
+    await page.mouse.down()
+    await page.mouse.move(cx - 10, cy - 10, { steps: 10 })
+    await page.mouse.up()
+    await page.waitForFunction(() => /Eraser: \d+ voxels changed/.test(document.querySelector('[data-testid=viewer-status]')?.textContent ?? ''))
+    const eraseStatus = await status.textContent()
+    await shot(page, '07-viewer-eraser-1920')
+    await page.getByTestId('save-label').click()
+    await page.waitForFunction((r) => Number(document.querySelector('[data-testid=viewer-status]')?.dataset.savedRevision) > r, rev3)
+    const rev4 = Number(await status.getAttribute('data-saved-revision'))
+    const l4 = await getNifti(annaToken, `/api/cases/${brainId}/revisions/${rev4}/label`)
+    const ch4 = diffLabels(l3, l4, dims)
+    const ek = e0.voxel[2]
+    const d = (i, j) => segDistMm(e0.voxel, e1.voxel, sp, i, j)
+    const notZero = ch4.filter((c) => c.after !== 0).length
+    const offSl = ch4.filter((c) => c.k !== ek).length
+    const outsideE = ch4.filter((c) => d(c.i, c.j) > eraseMm + 0.5).length
+    let left = 0
+    let erasedStroke = 0
+    for (let j = 0; j < dims[1]; j++)
+      for (let i = 0; i < dims[0]; i++) {
+        const n = i + dims[0] * (j + dims[1] * ek)
+        if (d(i, j) <= eraseMm - 0.5 && l4.data[n] !== 0) left++
+        if (d(i, j) <= eraseMm + 0.5 && l3.data[n] === 1 && segDist(i, j) <= radiusMm - 0.5 && l4.data[n] === 0) erasedStroke++
+      }
+    check(
+      'eraser: the saved revision has exactly the eraser footprint back at 0 (on slice k, within the radius of the stroke, none left, nothing else changed)',
+      e0.voxel[2] === k0 && ch4.length > 0 && notZero === 0 && offSl === 0 && outsideE === 0 && left === 0 && erasedStroke > 0,
+      `${ch4.length} changed (${erasedStroke} of them from the brush stroke), not zero ${notZero}, off-slice ${offSl}, outside ${outsideE}, left labelled ${left}; UI said "${eraseStatus}"`
+    )
+  }
+
   await page.keyboard.press('?')
   await page.getByTestId('help-overlay').waitFor()
   await shot(page, '06-help-1920')
@@ -362,6 +423,18 @@ try {
   await page.getByTestId('upload-dropzone').waitFor()
   check('the upload screen tells an annotator that uploading needs another role', (await page.getByTestId('upload-not-allowed').count()) === 1)
 
+  // models screen (annotator): both bundled models listed, no activate nor fine-tune action
+  await page.getByTestId('nav-models').click()
+  await page.getByTestId('model-row').first().waitFor()
+  {
+    const names = await page.getByTestId('model-row').evaluateAll((rows) => rows.map((r) => r.dataset.modelName))
+    check('models screen lists both bundled models (lgg-flair-3d, mip-pet-2d)', names.includes('lgg-flair-3d') && names.includes('mip-pet-2d'), names.join(', '))
+    const apiModels = (await getJson(annaToken, '/api/models')).items
+    check('models screen has one row per registered model version', names.length === apiModels.length, `${names.length} rows, ${apiModels.length} in the API`)
+    check('an annotator sees no activate button and no fine-tune action', (await page.getByTestId('activate-model').count()) === 0 && (await page.getByTestId('train-model').count()) === 0 && (await page.getByTestId('train-not-allowed').count()) === 1)
+    await shot(page, '16-models-annotator-1920')
+  }
+
   // reviewer validates, at 1366x768
   const small = await newPage(1366, 768)
   await small.goto(base + '/')
@@ -380,20 +453,68 @@ try {
   await sleep(500)
   await shot(small, '13-dashboard-1366')
 
-  // upload (reviewer): a NIfTI through the browser becomes a case that opens in the viewer
+  // upload (reviewer): a PET MIP NIfTI (a synthetic demo PNG converted by `tumorlab convert`; NIfTI
+  // carries no modality, so "PET" is chosen in the form) becomes a case, the bundled mip-pet-2d
+  // model pre-segments it, and the AI revision shows in the viewer
   await small.goto(base + '/#/upload')
   await small.getByTestId('upload-dropzone').waitFor()
   {
     const demoDir = path.join(work, 'demo')
     spawnSync(tumorlab, ['demo-data', demoDir], { encoding: 'utf8' })
-    const nii = fs.readdirSync(path.join(demoDir, 'Dataset901_DEMO_BrainMR', 'imagesTr')).filter((f) => f.endsWith('_0000.nii.gz'))[0]
-    await small.getByTestId('upload-input').setInputFiles(path.join(demoDir, 'Dataset901_DEMO_BrainMR', 'imagesTr', nii))
+    const petDir = path.join(demoDir, 'Dataset902_DEMO_PetMip', 'imagesTr')
+    const png = fs.readdirSync(petDir).filter((f) => f.endsWith('_0000.png'))[0]
+    const nii = path.join(work, 'UPLOAD-pet-mip.nii.gz')
+    const conv = spawnSync(tumorlab, ['convert', path.join(petDir, png), nii], { encoding: 'utf8' })
+    if (conv.status !== 0) throw new Error(`tumorlab convert ${png}: ${conv.stderr}`)
+    await small.getByTestId('upload-modality').selectOption('PT')
+    await small.getByTestId('upload-input').setInputFiles(nii)
     await small.getByTestId('upload-case-link').first().waitFor({ timeout: 120000 })
-    await shot(small, '09-upload-1366')
     const newId = Number(await small.getByTestId('upload-case-link').first().getAttribute('data-case-id'))
+    const upRow = small.getByTestId('upload-row').first()
+    const jobId = Number(await upRow.getAttribute('data-job-id'))
+    if (!jobId) throw new Error(`the upload queued no pre-segmentation job: "${await upRow.textContent()}"`)
+    await small.waitForFunction(() => ['succeeded', 'failed', 'cancelled'].includes(document.querySelector('[data-testid=upload-row]')?.dataset.jobState ?? ''), null, { timeout: 240000 })
+    await small.waitForFunction(() => !/%|queued|running/.test(document.querySelector('[data-testid=upload-row] .muted')?.textContent ?? '%'), null, { timeout: 30000 }).catch(() => undefined)
+    await shot(small, '09-upload-1366')
+    const job = await getJson(annaToken, `/api/jobs/${jobId}`)
+    const up = await getJson(annaToken, `/api/cases/${newId}`)
+    check('an uploaded PET MIP NIfTI (modality PET chosen in the form) becomes a PT case', up.image?.modality === 'PT', JSON.stringify({ modality: up.image?.modality, channels: up.image?.channels }))
+    check(
+      "the uploaded NIfTI's pre-segmentation job succeeds with the bundled mip-pet-2d model and records an AI revision",
+      job.state === 'succeeded' && job.result?.revision_id > 0 && (job.result?.model?.name ?? job.result?.model) === 'mip-pet-2d' && up.ai_revision_id === job.result.revision_id,
+      JSON.stringify({ state: job.state, error: job.error, result: job.result, ai_revision_id: up.ai_revision_id })
+    )
     await small.getByTestId('upload-case-link').first().click()
     await small.waitForSelector('section.viewer[data-ready="1"]')
-    check('an uploaded NIfTI opens in the viewer', (await getJson(annaToken, `/api/cases/${newId}`)).id === newId)
+    const aiRow = small.locator(`[data-testid=revision-row][data-revision-id="${job.result?.revision_id}"]`)
+    check('the uploaded case opens in the viewer with its AI revision in the history and the AI overlay available', (await aiRow.count()) === 1 && (await aiRow.locator('.kind-ai').count()) === 1 && !(await small.getByTestId('toggle-ai').isDisabled()), `AI revision ${job.result?.revision_id}, ${job.result?.voxel_count} voxels`)
+    await small.getByTestId('compare').click()
+    await sleep(400)
+    await shot(small, '17-viewer-uploaded-pet-ai-1366')
+  }
+
+  // models screen (reviewer, 1366x768): fine-tune action offered, no activate; a fine-tune job
+  // started here streams its progress and ends with the server's answer (the seeded cases are
+  // synthetic demo cases, left out of training, so there is no validated case to train on)
+  await small.getByTestId('nav-models').click()
+  await small.getByTestId('model-row').first().waitFor()
+  {
+    check('a reviewer is offered fine-tuning but not activation', (await small.getByTestId('train-model').count()) >= 2 && (await small.getByTestId('activate-model').count()) === 0)
+    await small.getByTestId('train-epochs').fill('1')
+    await small.locator('[data-testid=model-row][data-model-name="mip-pet-2d"] [data-testid=train-model]').click()
+    const jobRow = small.getByTestId('job-row').first()
+    await jobRow.waitFor()
+    const trainJobId = Number(await jobRow.getAttribute('data-job-id'))
+    await small.waitForFunction((id) => ['succeeded', 'failed', 'cancelled'].includes(document.querySelector(`[data-testid=job-row][data-job-id="${id}"]`)?.dataset.state ?? ''), trainJobId, { timeout: 240000 })
+    await small.waitForFunction((id) => (document.querySelector(`[data-testid=job-row][data-job-id="${id}"] [data-testid=job-outcome]`)?.textContent ?? '') !== '', trainJobId)
+    const tj = await getJson(annaToken, `/api/jobs/${trainJobId}`)
+    const shownOutcome = await jobRow.getByTestId('job-outcome').textContent()
+    check(
+      'fine-tune from the models screen queues a train job of that model and shows how it ended (the server\'s error when it fails)',
+      tj.type === 'train' && (tj.state === 'succeeded' ? /succeeded/.test(shownOutcome) : tj.state === 'failed' && shownOutcome.includes(String(tj.error).slice(0, 40))),
+      `job ${trainJobId} ${tj.state}: UI says "${shownOutcome}"`
+    )
+    await shot(small, '18-models-reviewer-1366')
   }
 
   // PET MIP (2D): inverted grayscale by default
@@ -403,6 +524,56 @@ try {
   timing('PET MIP 400x600 (2D): open case -> first slice rendered (in page)', petOpen.inPage)
   check('PET opens with the inverted grayscale preset', (await small.getByTestId('wl-preset').locator('option:checked').textContent()).startsWith('PET inverted'))
   await shot(small, '14-viewer-pet-1366')
+
+  // "run pre-segmentation" on the PET case: progress shows, the job succeeds, a new AI revision
+  // appears in the history
+  {
+    const petId = Object.entries(seeded.cases).find(([n]) => n.startsWith('DEMO-pet'))[1]
+    const before = await small.getByTestId('revision-row').count()
+    await small.getByTestId('run-presegment').click()
+    const jr = small.getByTestId('job-row').last()
+    await jr.waitFor()
+    const pjId = Number(await jr.getAttribute('data-job-id'))
+    const sawProgress = await small
+      .waitForFunction((id) => {
+        const r = document.querySelector(`[data-testid=job-row][data-job-id="${id}"]`)
+        return r && (Number(r.querySelector('progress')?.value) > 0 || r.dataset.state !== 'queued')
+      }, pjId, { timeout: 120000 })
+      .then(() => true)
+      .catch(() => false)
+    await small.waitForFunction((id) => ['succeeded', 'failed', 'cancelled'].includes(document.querySelector(`[data-testid=job-row][data-job-id="${id}"]`)?.dataset.state ?? ''), pjId, { timeout: 240000 })
+    const pj = await getJson(annaToken, `/api/jobs/${pjId}`)
+    await small.waitForFunction((n) => document.querySelectorAll('[data-testid=revision-row]').length > n, before, { timeout: 10000 }).catch(() => undefined)
+    const after = await small.getByTestId('revision-row').count()
+    const newRow = small.locator(`[data-testid=revision-row][data-revision-id="${pj.result?.revision_id}"] .kind-ai`)
+    check(
+      '"run pre-segmentation" shows the job\'s progress, the job succeeds and its AI revision is added to the revision history',
+      sawProgress && pj.state === 'succeeded' && pj.result?.revision_id > 0 && after === before + 1 && (await newRow.count()) === 1,
+      `job ${pjId} ${pj.state} ${pj.error ?? ''} model ${JSON.stringify(pj.result?.model)}, ${pj.result?.voxel_count} voxels; revision rows ${before} -> ${after}; UI: "${await small.getByTestId('job-outcome').last().textContent()}"`
+    )
+    timing('PET MIP pre-segmentation job (queued -> finished, server side)', (pj.finished_ms ?? pj.updated_ms ?? 0) - (pj.created_ms ?? 0))
+    await shot(small, '19-viewer-pet-presegmented-1366')
+
+    // reviewer rejects the (submitted) PET case with a comment
+    const ritaToken = await apiLogin('rita', REVIEWER_PW)
+    for (const st of ['in_progress', 'submitted']) {
+      const r = await call(ritaToken, 'POST', `/api/cases/${petId}/status`, { status: st })
+      if (!r.ok) throw new Error(`status ${st}: ${r.status} ${await r.text()}`)
+    }
+    const comment = 'Lesion boundary misses the upper uptake; please redo (e2e)'
+    await small.getByTestId('status-comment').fill(comment)
+    await small.getByTestId('reject-case').click()
+    await small.waitForFunction(() => document.querySelector('[data-testid=case-status]')?.textContent === 'rejected')
+    const rej = await getJson(annaToken, `/api/cases/${petId}`)
+    const hist = await getJson(annaToken, `/api/cases/${petId}/history`)
+    const histItems = Array.isArray(hist) ? hist : hist.items ?? []
+    check(
+      'reviewer rejects a submitted case with a comment: status rejected, the comment in the case and its status history',
+      rej.status === 'rejected' && rej.status_comment === comment && JSON.stringify(histItems).includes(comment) && (await small.getByTestId('status-comment-shown').textContent()).includes(comment),
+      JSON.stringify({ status: rej.status, status_comment: rej.status_comment })
+    )
+    await shot(small, '20-viewer-rejected-1366')
+  }
 
   // CT load time (last: with a software GL on a busy machine it can take minutes)
   try {

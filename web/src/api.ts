@@ -76,6 +76,15 @@ export interface Job {
   case_id?: number | null
 }
 
+// A job result's model: {name, version} (or a plain name from older servers) as "name@version".
+export function modelText(m: unknown): string {
+  if (m && typeof m === 'object') {
+    const o = m as { name?: string; version?: string }
+    return o.version ? `${o.name}@${o.version}` : String(o.name ?? '')
+  }
+  return m === undefined || m === null ? '' : String(m)
+}
+
 export class ApiError extends Error {
   constructor(
     public status: number,

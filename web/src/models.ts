@@ -20,6 +20,7 @@ export interface ModelItem {
     labels?: Record<string, number>
     patch_size?: number[]
     target_spacing_mm?: number[]
+    created?: string // when the bundle was exported (ISO 8601)
     training?: Record<string, unknown>
     // Held-out evaluation, when a bundle reports one (not every server or bundle does).
     evaluation?: Record<string, unknown>
@@ -53,7 +54,7 @@ export async function renderModels(ctx: AppContext): Promise<void> {
   const tbody = h('tbody', { testid: 'models' })
   const epochs = h('input', { type: 'number', testid: 'train-epochs', min: '1', max: '1000', step: '1', value: '5', title: 'Epochs of fine-tuning (1..1000)' })
   const validatedInfo = h('span.muted', { testid: 'train-validated' })
-  const jobsBox = h('div.jobs', { testid: 'train-jobs' })
+  const jobsBox = h('div.jobs', { testid: 'train-jobs' }, h('p.muted.small.no-jobs', {}, 'No training job yet.'))
   const trainCard = h(
     'div.card.train-card',
     {},
@@ -122,7 +123,7 @@ export async function renderModels(ctx: AppContext): Promise<void> {
       const tr = md.training ?? {}
       const val = (tr.best_pseudo_dice_ema ?? tr.best_pseudo_dice) as number | undefined
       const ho = heldOut(m)
-      const actions = h('td.actions')
+      const actions = h('div.actions')
       if (canActivate)
         actions.append(
           h(
@@ -143,10 +144,10 @@ export async function renderModels(ctx: AppContext): Promise<void> {
           h('td', {}, md.modality ?? '—'),
           h('td', {}, (md.channels ?? []).join(' + ') || '—'),
           h('td', { title: md.patch_size ? `patch ${md.patch_size.join('×')}, spacing ${(md.target_spacing_mm ?? []).map((x) => +x.toFixed(2)).join('×')} mm` : '' }, md.dims ? `${md.dims}D U-Net` : '—'),
-          h('td', { title: String(md.training?.seconds ? `trained ${fmtNum(Number(md.training.seconds) / 3600, 1)} h, ${md.training.epochs_done ?? '?'} epochs` : '') }, fmtTime(m.created_ms)),
+          h('td', { title: `${md.training?.seconds ? `trained ${fmtNum(Number(md.training.seconds) / 3600, 1)} h, ${md.training.epochs_done ?? '?'} epochs; ` : ''}registered here ${fmtTime(m.created_ms)}` }, fmtTime(md.created ? Date.parse(md.created) || m.created_ms : m.created_ms)),
           h('td.num', {}, fmtNum(val ?? null, 3)),
           h('td', {}, ho ? ho.map(([k, v]) => `${k} ${fmtNum(v, 3)}`).join(', ') : h('span.muted', { title: 'This bundle reports no held-out evaluation (see its MODEL_CARD.md)' }, 'see model card')),
-          actions
+          h('td', {}, actions)
         )
       )
     }
@@ -210,6 +211,7 @@ export async function renderModels(ctx: AppContext): Promise<void> {
       'Cancel'
     )
     const row = h('div.job', { testid: 'job-row', 'data-job-id': job.id, 'data-state': job.state }, label, cancel, bar, outcome)
+    jobsBox.querySelector('.no-jobs')?.remove()
     jobsBox.prepend(row)
     const end = (j: TrainJob) => {
       row.dataset.state = j.state

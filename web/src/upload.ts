@@ -3,7 +3,7 @@
 // file itself, its name in the `filename` query parameter, the chosen modality (for formats that
 // carry none) in `modality`. The pre-segmentation job queued for a new case is followed to its end.
 import type { AppContext } from './main'
-import { findRouteWithRoles, getJson, type Job } from './api'
+import { findRouteWithRoles, getJson, modelText, type Job } from './api'
 import { h, toast } from './dom'
 
 export async function renderUpload(ctx: AppContext): Promise<void> {
@@ -97,7 +97,7 @@ export async function renderUpload(ctx: AppContext): Promise<void> {
           es.addEventListener('end', () => {
             es.close()
             // The job's result says what happened: a revision, or why no model applied.
-            getJson<Job & { result?: { revision_id?: number; model?: string; voxel_count?: number; skipped?: string } }>(`/api/jobs/${job.id}`)
+            getJson<Job & { result?: { revision_id?: number; model?: unknown; voxel_count?: number; skipped?: string } }>(`/api/jobs/${job.id}`)
               .then((j) => {
                 const r = j.result ?? {}
                 msg.textContent =
@@ -106,7 +106,7 @@ export async function renderUpload(ctx: AppContext): Promise<void> {
                     : r.skipped
                       ? `not pre-segmented: ${r.skipped}`
                       : r.revision_id !== undefined
-                        ? `pre-segmented by ${r.model ?? 'the AI'} (${r.voxel_count ?? '?'} voxels)`
+                        ? `pre-segmented by ${modelText(r.model) || 'the AI'} (${r.voxel_count ?? '?'} voxels)`
                         : `pre-segmentation ${j.state}`
                 row.classList.toggle('failed', j.state === 'failed')
                 row.dataset.jobState = j.state

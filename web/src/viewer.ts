@@ -7,7 +7,7 @@
 import { Niivue, NVImage, SLICE_TYPE, DRAG_MODE, SHOW_RENDER, MULTIPLANAR_TYPE } from '@niivue/niivue'
 import type { AppContext } from './main'
 import { routeStartMs } from './main'
-import { api, ApiError, findRoute, getJson, request, type CaseDetail, type Revision, type Job } from './api'
+import { api, ApiError, findRoute, getJson, modelText, request, type CaseDetail, type Revision, type Job } from './api'
 import { h, clear, toast, fmtTime, fmtNum } from './dom'
 import { IndexMap, Journal, applyRuns, labelNifti, gzip, gunzip, base64, niftiVoxels, type Delta } from './labelmap'
 import { showHelp } from './help'
@@ -549,7 +549,7 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
               : r.skipped
                 ? `skipped: ${String(r.skipped)}`
                 : r.revision_id !== undefined
-                  ? `AI revision ${r.revision_id}${r.model ? ' by ' + String(r.model) : ''}${r.voxel_count !== undefined ? ` · ${r.voxel_count} voxels` : ''}`
+                  ? `AI revision ${r.revision_id}${r.model ? ' by ' + modelText(r.model) : ''}${r.voxel_count !== undefined ? ` · ${r.voxel_count} voxels` : ''}`
                   : j.state
           outcome.classList.toggle('error', j.state === 'failed')
           await afterJob()
