@@ -11,7 +11,8 @@
 //  grow changes exactly the voxels the server's grow gives for the same seed; the eraser puts
 //  exactly its footprint back at 0; an annotator cannot validate (button disabled, API 403) nor
 //  upload (told which role it needs), and sees the models screen (both bundled models) without
-//  activate or fine-tune actions; a reviewer validates; uploads a PET MIP NIfTI (modality PET
+//  activate or fine-tune actions; an admin activates another version of a model there (a copy
+//  of mip-pet-2d under another version name is put in $TUMORLAB_MODELS_DIR); a reviewer validates; uploads a PET MIP NIfTI (modality PET
 //  chosen in the form) that the bundled mip-pet-2d model pre-segments (job succeeds, AI revision
 //  in the viewer); starts a fine-tune job from the models screen and sees how it ended (the
 //  seeded cases are demo cases, not trained on, so the server refuses: no validated case);
@@ -80,10 +81,23 @@ if (seedRun.status !== 0) {
   process.exit(1)
 }
 const seeded = JSON.parse(seedRun.stdout.trim().split('\n').pop())
+// A second version of mip-pet-2d (the same weights, another version name) in $TUMORLAB_MODELS_DIR,
+// which the server searches first: it registers first and becomes the active version, so the
+// admin has a version to activate on the models screen.
+const extraModels = path.join(work, 'models')
+const copyVersion = '0-e2e-copy'
+{
+  const src = path.join(repo, 'models', 'mip-pet-2d')
+  const dst = path.join(extraModels, 'mip-pet-2d-e2e-copy')
+  fs.mkdirSync(dst, { recursive: true })
+  for (const f of ['model.pt', 'plans.json']) fs.copyFileSync(path.join(src, f), path.join(dst, f))
+  const bundle = JSON.parse(fs.readFileSync(path.join(src, 'bundle.json'), 'utf8'))
+  fs.writeFileSync(path.join(dst, 'bundle.json'), JSON.stringify({ ...bundle, version: copyVersion }, null, 2))
+}
 const portFile = path.join(work, 'url')
 const logFile = path.join(out, 'server.log')
 const server = spawn(tumorlab, ['--log-level', 'info', 'serve', '--data-dir', dataDir, '--host', '127.0.0.1', '--port', '0', '--port-file', portFile, '--web-dir', path.join(web, 'dist')], {
-  env: { ...process.env, TUMORLAB_ADMIN_PASSWORD: ADMIN_PW },
+  env: { ...process.env, TUMORLAB_ADMIN_PASSWORD: ADMIN_PW, TUMORLAB_MODELS_DIR: extraModels },
   stdio: ['ignore', fs.openSync(logFile, 'w'), fs.openSync(logFile, 'a')]
 })
 let serverExited = false
@@ -435,6 +449,29 @@ try {
     await shot(page, '16-models-annotator-1920')
   }
 
+  // models screen (admin): activate the bundled mip-pet-2d@1 instead of the copy
+  {
+    const adminPage = await newPage(1920, 1080)
+    await login(adminPage, 'admin', ADMIN_PW)
+    await adminPage.getByTestId('nav-models').click()
+    await adminPage.getByTestId('model-row').first().waitFor()
+    const rowsN = await adminPage.getByTestId('model-row').count()
+    const buttons = await adminPage.getByTestId('activate-model').count()
+    const copyActive = (await adminPage.locator(`[data-testid=model-row][data-model-name="mip-pet-2d"][data-model-version="${copyVersion}"]`).getAttribute('data-active')) === '1'
+    await adminPage.locator('[data-testid=model-row][data-model-name="mip-pet-2d"][data-model-version="1"] [data-testid=activate-model]').click()
+    await adminPage.waitForSelector('[data-testid=model-row][data-model-name="mip-pet-2d"][data-model-version="1"][data-active="1"]')
+    const after = (await getJson(annaToken, '/api/models')).items.filter((m) => m.name === 'mip-pet-2d')
+    const v1 = after.find((m) => m.version === '1')
+    const cp = after.find((m) => m.version === copyVersion)
+    check(
+      'an admin sees an activate button per version and activates mip-pet-2d@1 (the API then has it active and the other version not)',
+      buttons === rowsN && copyActive && v1?.active === true && cp?.active === false,
+      `${buttons} buttons for ${rowsN} rows; before: copy active ${copyActive}; after: ${after.map((m) => `${m.version} ${m.active ? 'active' : 'inactive'}`).join(', ')}`
+    )
+    await shot(adminPage, '21-models-admin-1920')
+    await adminPage.context().close()
+  }
+
   // reviewer validates, at 1366x768
   const small = await newPage(1366, 768)
   await small.goto(base + '/')
@@ -501,7 +538,7 @@ try {
   {
     check('a reviewer is offered fine-tuning but not activation', (await small.getByTestId('train-model').count()) >= 2 && (await small.getByTestId('activate-model').count()) === 0)
     await small.getByTestId('train-epochs').fill('1')
-    await small.locator('[data-testid=model-row][data-model-name="mip-pet-2d"] [data-testid=train-model]').click()
+    await small.locator(`[data-testid=model-row][data-model-name="mip-pet-2d"][data-model-version="1"] [data-testid=train-model]`).click()
     const jobRow = small.getByTestId('job-row').first()
     await jobRow.waitFor()
     const trainJobId = Number(await jobRow.getAttribute('data-job-id'))

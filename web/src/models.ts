@@ -89,7 +89,7 @@ export async function renderModels(ctx: AppContext): Promise<void> {
         h('th', {}, 'Created'),
         h('th', { title: 'Best pseudo Dice on fixed validation patches during training (not full cases)' }, 'Val. pseudo Dice'),
         h('th', { title: 'Evaluation on held-out cases, when the bundle reports it' }, 'Held-out'),
-        h('th', {}, 'Actions')
+        canActivate || canTrain ? h('th', {}, 'Actions') : null
       )
     ),
     tbody
@@ -137,7 +137,7 @@ export async function renderModels(ctx: AppContext): Promise<void> {
       tbody.append(
         h(
           'tr' + (m.active ? '.active-model' : ''),
-          { testid: 'model-row', 'data-model-id': m.id, 'data-model-name': m.name },
+          { testid: 'model-row', 'data-model-id': m.id, 'data-model-name': m.name, 'data-model-version': m.version, 'data-active': m.active ? '1' : '0' },
           h('td', {}, h('span.case-name', {}, m.name)),
           h('td', {}, m.version),
           h('td', {}, m.active ? h('span.badge.st-validated', { testid: 'model-active' }, 'active') : h('span.muted', {}, '—')),
@@ -147,7 +147,7 @@ export async function renderModels(ctx: AppContext): Promise<void> {
           h('td', { title: `${md.training?.seconds ? `trained ${fmtNum(Number(md.training.seconds) / 3600, 1)} h, ${md.training.epochs_done ?? '?'} epochs; ` : ''}registered here ${fmtTime(m.created_ms)}` }, fmtTime(md.created ? Date.parse(md.created) || m.created_ms : m.created_ms)),
           h('td.num', {}, fmtNum(val ?? null, 3)),
           h('td', {}, ho ? ho.map(([k, v]) => `${k} ${fmtNum(v, 3)}`).join(', ') : h('span.muted', { title: 'This bundle reports no held-out evaluation (see its MODEL_CARD.md)' }, 'see model card')),
-          h('td', {}, actions)
+          canActivate || canTrain ? h('td', {}, actions) : null
         )
       )
     }
