@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "tumorlab/app/demo_data.h"
+#include "tumorlab/app/dicom_source.h"
 #include "tumorlab/core/error.h"
 #include "tumorlab/io/archive.h"
 #include "tumorlab/io/deidentify.h"
@@ -143,6 +144,7 @@ struct Pending {
   std::string format;   // "dicom", "nifti", "nnunet", ...
   std::string dataset;  // nnU-Net dataset name (audit detail)
   bool demo = false;
+  std::optional<io::DicomSourceRef> dicom_source;  // kept beside the image (app/dicom_source.h)
 };
 
 struct Collector {
@@ -419,6 +421,12 @@ class Importer {
         p.display = label;
         p.format = "dicom";
         p.demo = options_.demo;
+        try {
+          p.dicom_source = io::dicom_source_ref(s);
+        } catch (const Error& e) {  // the case still imports; only DICOM SEG output is unavailable
+          log_warn("import: DICOM series " + std::to_string(s.series_number) +
+                   ": no source references kept for DICOM SEG output (" + std::string(e.info().name) + ")");
+        }
         store_case(p);
       } catch (const Error& e) {
         out_.error(label, Error(e.code(), rename_in_message(e.what(), dir, display)));
@@ -437,6 +445,7 @@ class Importer {
     const store::StoredFile stored = st.put_image_file(image_file.string());
     std::error_code ec;
     fs::remove(image_file, ec);
+    if (p.dicom_source) save_dicom_source(lab_, stored.sha256, *p.dicom_source);
     std::optional<store::StoredFile> label_file;
     std::int64_t voxels = 0;
     const Geometry& grid = p.image.geometry();

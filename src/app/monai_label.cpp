@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -12,8 +13,11 @@
 #include <set>
 #include <sstream>
 
+#include "tumorlab/app/dicom_source.h"
+#include "tumorlab/app/importer.h"
 #include "tumorlab/app/jobs.h"
 #include "tumorlab/core/error.h"
+#include "tumorlab/io/dicom.h"
 #include "tumorlab/io/image_io.h"
 #include "tumorlab/store/store.h"
 
@@ -191,9 +195,9 @@ std::string job_model(const store::Job& j) {
 // A unique scratch file in the lab's tmp folder, removed when it goes out of scope.
 struct ScratchFile {
   fs::path path;
-  explicit ScratchFile(Lab& lab) {
+  explicit ScratchFile(Lab& lab, const char* ext = kNiftiExt) {
     static std::atomic<std::uint64_t> counter{0};
-    path = lab.scratch_dir() / ("monai-" + std::to_string(::getpid()) + "-" + std::to_string(++counter) + kNiftiExt);
+    path = lab.scratch_dir() / ("monai-" + std::to_string(::getpid()) + "-" + std::to_string(++counter) + ext);
   }
   ~ScratchFile() {
     std::error_code ec;
@@ -403,11 +407,19 @@ json next_sample(Lab& lab, const Actor& actor, const std::string& strategy) {
               {"strategy", strategy},  {"checksum", "SHA256:" + pick->im.sha256}};
 }
 
-InferResult infer(Lab& lab, const Actor& actor, const std::string& model, const std::string& image_id) {
-  if (model.empty()) throw Error(ErrorCode::BadArgument, "model: expected a registered model name");
-  const Id case_id = case_id_for(lab, image_id, "image");
-  const auto t0 = std::chrono::steady_clock::now();
+namespace {
+
+struct Inferred {
   AiPrediction pred;
+  json params;
+};
+
+// Runs `model` on the case synchronously; audited "monai.infer" (model, outcome, output type).
+Inferred run_infer(Lab& lab, const Actor& actor, const std::string& model, Id case_id, const std::string& output) {
+  if (model.empty()) throw Error(ErrorCode::BadArgument, "model: expected a registered model name");
+  const auto t0 = std::chrono::steady_clock::now();
+  Inferred out;
+  AiPrediction& pred = out.pred;
   try {
     std::string why;
     if (!choose_model(lab, case_id, model, &why))
@@ -417,26 +429,23 @@ InferResult infer(Lab& lab, const Actor& actor, const std::string& model, const 
     so.threads = 1;
     pred = segment_case(lab, case_id, model, so);
   } catch (const Error& e) {
-    lab.store().audit(audit_entry(actor, "monai.infer", case_id,
-                                  {{"model", model.substr(0, 80)}, {"error", std::string(e.info().name)}}, "failed"));
+    lab.store().audit(audit_entry(
+        actor, "monai.infer", case_id,
+        {{"model", model.substr(0, 80)}, {"output", output}, {"error", std::string(e.info().name)}}, "failed"));
     throw;
   }
   const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  InferResult out;
-  {
-    ScratchFile tmp(lab);
-    io::write_label(pred.label, tmp.path);
-    std::ifstream in(tmp.path, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (!in && !in.eof()) throw Error(ErrorCode::IoFailure, "cannot read back the inferred label");
-    out.label_bytes = ss.str();
-  }
-  out.filename = "case-" + std::to_string(case_id) + "-" + pred.model_name + kNiftiExt;
   // Label names of the model that ran.
   json names = json::object();
   for (const auto& m : active_models(lab))
     if (m.model.name == pred.model_name && m.model.version == pred.model_version) names = label_names(m.metadata);
+  if (names.empty()) {
+    // Not the active version (name@version): its metadata from the registry.
+    const auto models = lab.store().read([](store::ReadTxn& t) { return t.list_models(); });
+    for (const auto& m : models)
+      if (m.name == pred.model_name && m.version == pred.model_version)
+        names = label_names(parse_object(m.metadata_json));
+  }
   const std::int64_t voxels = pred.label.count_nonzero();
   out.params = {{"label_names", names},
                 {"model", pred.model_name},
@@ -445,9 +454,163 @@ InferResult infer(Lab& lab, const Actor& actor, const std::string& model, const 
                 {"foreground_voxels", voxels},
                 {"volume_ml", static_cast<double>(voxels) * pred.label.geometry().voxel_volume_ml()},
                 {"latencies", {{"total", total_s}}}};
-  lab.store().audit(audit_entry(actor, "monai.infer", case_id,
-                                {{"model", pred.model_name}, {"version", pred.model_version}, {"voxels", voxels}}));
+  lab.store().audit(audit_entry(
+      actor, "monai.infer", case_id,
+      {{"model", pred.model_name}, {"version", pred.model_version}, {"voxels", voxels}, {"output", output}}));
   return out;
+}
+
+std::string read_all(const fs::path& p, const std::string& what) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (!in && !in.eof()) throw Error(ErrorCode::IoFailure, "cannot read back the " + what);
+  return ss.str();
+}
+
+// The segments of a DICOM SEG: the model's label names, renamed by MONAI's params.label_info
+// ([{"name", "idx" | "id" | "value"}]) where given; label values present in the map without a
+// name become "label <n>".
+std::vector<io::DicomSegSegment> seg_segments(const LabelMap& label, const json& names, const json& params) {
+  std::map<int, std::string> by_value;
+  for (const auto& [name, value] : names.items())
+    if (value.is_number_integer() && value.get<int>() >= 1 && value.get<int>() <= 255)
+      by_value[value.get<int>()] = name;
+  auto info = params.find("label_info");
+  if (info != params.end() && info->is_array()) {
+    for (const auto& item : *info) {
+      if (!item.is_object() || !item.contains("name") || !item["name"].is_string()) continue;
+      for (const char* key : {"idx", "id", "value"}) {
+        auto v = item.find(key);
+        if (v != item.end() && v->is_number_integer() && v->get<int>() >= 1 && v->get<int>() <= 255) {
+          by_value[v->get<int>()] = item["name"].get<std::string>();
+          break;
+        }
+      }
+    }
+  }
+  std::array<std::int64_t, 256> counts{};
+  for (const std::uint8_t v : label.voxels()) ++counts[v];
+  for (int v = 1; v < 256; ++v)
+    if (counts[v] > 0 && !by_value.count(v)) by_value[v] = "label " + std::to_string(v);
+  if (by_value.empty()) by_value[1] = "label 1";
+  std::vector<io::DicomSegSegment> out;
+  for (const auto& [value, name] : by_value) out.push_back(io::DicomSegSegment{value, name});
+  return out;
+}
+
+}  // namespace
+
+InferResult infer(Lab& lab, const Actor& actor, const std::string& model, const std::string& image_id) {
+  if (model.empty()) throw Error(ErrorCode::BadArgument, "model: expected a registered model name");
+  const Id case_id = case_id_for(lab, image_id, "image");
+  Inferred r = run_infer(lab, actor, model, case_id, "image");
+  InferResult out;
+  {
+    ScratchFile tmp(lab);
+    io::write_label(r.pred.label, tmp.path);
+    out.label_bytes = read_all(tmp.path, "inferred label");
+  }
+  out.filename = "case-" + std::to_string(case_id) + "-" + r.pred.model_name + kNiftiExt;
+  out.params = std::move(r.params);
+  return out;
+}
+
+InferResult infer_dicom_seg(Lab& lab, const Actor& actor, const std::string& model, const std::string& image_id,
+                            const json& params, const std::string& software_version) {
+  if (model.empty()) throw Error(ErrorCode::BadArgument, "model: expected a registered model name");
+  const Id case_id = case_id_for(lab, image_id, "image");
+  // The source series first: no model runs for a case that cannot be answered.
+  const store::Image image =
+      lab.store().read([&](store::ReadTxn& t) { return t.get_image(t.get_case(case_id).image_id); });
+  const std::optional<io::DicomSourceRef> source = load_dicom_source(lab, image.sha256);
+  const std::string name = image_id.substr(0, 80);
+  if (!source || source->slices.empty()) {
+    lab.store().audit(audit_entry(actor, "monai.infer", case_id,
+                                  {{"model", model.substr(0, 80)}, {"output", "dicom_seg"}, {"error", "BadArgument"}},
+                                  "failed"));
+    if (image.study_id)
+      throw Error(ErrorCode::BadArgument,
+                  "output=dicom_seg: case '" + name +
+                      "' came from DICOM, but was imported before tumorlab kept the source series' references; "
+                      "import the series again (the image is kept once, its references are added), or ask for "
+                      "output=image");
+    throw Error(ErrorCode::BadArgument, "output=dicom_seg: case '" + name +
+                                            "' was not imported from DICOM, so there is no source series for a "
+                                            "DICOM SEG to reference; ask for output=image (NIfTI) instead");
+  }
+  Inferred r = run_infer(lab, actor, model, case_id, "dicom_seg");
+  io::DicomSegOptions o;
+  o.series_description = "tumorlab " + r.pred.model_name + " " + r.pred.model_version;
+  o.algorithm_name = r.pred.model_name + " " + r.pred.model_version;
+  o.software_version = software_version;
+  InferResult out;
+  {
+    ScratchFile tmp(lab, ".dcm");
+    io::write_dicom_seg(r.pred.label, *source, seg_segments(r.pred.label, r.params["label_names"], params), o,
+                        tmp.path);
+    out.label_bytes = read_all(tmp.path, "DICOM SEG");
+  }
+  out.filename = "case-" + std::to_string(case_id) + "-" + r.pred.model_name + "-seg.dcm";
+  out.params = std::move(r.params);
+  return out;
+}
+
+json upload_image(Lab& lab, const Actor& actor, const std::string& image_id, const std::string& filename,
+                  std::string bytes, const json& params) {
+  if (!actor.is_reviewer_or_admin())
+    throw Error(ErrorCode::Forbidden, "datastore upload: only reviewers and admins import images");
+  // The client's file: its base name for messages, its extension (all suffixes, as MONAI Label
+  // takes them) for the format.
+  std::string client = filename;
+  const auto slash = client.find_last_of("/\\");
+  if (slash != std::string::npos) client = client.substr(slash + 1);
+  if (client.empty()) client = "upload";
+  const auto dot = client.find('.');
+  const std::string ext = dot == std::string::npos || dot == 0 ? std::string() : client.substr(dot);
+  // The case name: the MONAI image id (its base name) when given, else the file's stem.
+  std::string id = image_id;
+  const auto id_slash = id.find_last_of("/\\");
+  if (id_slash != std::string::npos) id = id.substr(id_slash + 1);
+  std::string part_name = client;
+  if (!id.empty() && id != "None") part_name = !ext.empty() && ends_with(lower(id), lower(ext)) ? id : id + ext;
+  ImportOptions o;
+  o.origin = "upload";
+  if (auto m = params.find("modality"); m != params.end() && !m->is_null()) {
+    const std::string v = m->is_string() ? m->get<std::string>() : std::string();
+    std::string up;
+    for (char c : v) up.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+    if (up != "CT" && up != "MR" && up != "PT")
+      throw Error(ErrorCode::BadArgument, "form field params: modality: expected CT, MR or PT");
+    o.modality = up;
+  }
+  json r;
+  try {
+    r = import_uploads(lab, actor, {UploadPart{part_name, std::move(bytes)}}, o);
+  } catch (const Error& e) {
+    if (part_name == client) throw;
+    throw Error(e.code(), "file " + client + " (image " + id.substr(0, 80) + "): " + e.what());
+  }
+  json names = json::array();
+  for (const auto& c : r["cases"]) names.push_back(c["name"]);
+  if (names.empty()) {
+    // Already stored: the case(s) holding that image.
+    std::set<std::int64_t> images;
+    for (const auto& sk : r["skipped"])
+      if (sk.contains("image_id") && sk["image_id"].is_number_integer())
+        images.insert(sk["image_id"].get<std::int64_t>());
+    if (!images.empty()) {
+      for (const auto& c : lab.store().read([](store::ReadTxn& t) { return all_cases(t); }))
+        if (images.count(c.image_id)) names.push_back(c.name);
+    }
+  }
+  if (names.empty()) {
+    std::string why;
+    if (!r["skipped"].empty()) why = " (" + r["skipped"][0].value("reason", "") + ")";
+    throw Error(ErrorCode::EmptyInput, "file " + client + ": no image was imported from it" + why);
+  }
+  return json{{"image", names[0]}, {"images", names},         {"cases", r["cases"]},
+              {"jobs", r["jobs"]}, {"skipped", r["skipped"]}, {"errors", r["errors"]}};
 }
 
 json start_training(Lab& lab, const Actor& actor, const std::string& model, const json& params) {

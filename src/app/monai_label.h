@@ -70,6 +70,28 @@ struct InferResult {
 };
 InferResult infer(Lab& lab, const Actor& actor, const std::string& model, const std::string& image_id);
 
+// POST /infer/{model}?image=NAME&output=dicom_seg: as infer, but the label comes back as a binary
+// DICOM SEG (io::write_dicom_seg) that references the case's de-identified source series (kept
+// at import, app/dicom_source.h): same pseudonymous patient, study and frame of reference, one
+// derivation reference per frame. Segments: the model's label names, renamed by MONAI's
+// params.label_info [{"name", "idx"}] where given. filename "case-<id>-<model>-seg.dcm".
+// The source is checked before any model runs: a case not imported from DICOM (or imported
+// before references were kept) is Error(BadArgument) saying so (audited "monai.infer" failed).
+InferResult infer_dicom_seg(Lab& lab, const Actor& actor, const std::string& model, const std::string& image_id,
+                            const nlohmann::json& params, const std::string& software_version);
+
+// PUT /datastore/?image=ID (multipart "file" + "params"): imports the file as a new case through
+// import_uploads (same formats and validation; DICOM, also a .zip of a series, de-identified;
+// pre-segmentation job queued; audited "import"). Reviewers and admins only (Forbidden). The case
+// name is the image id (its base name) for non-DICOM files, else the file's stem; a DICOM case
+// gets its pseudonymous name; a taken name gets "-2", "-3", ... (nothing is overwritten).
+// `filename` is the client's (only its base name and extension are used). params.modality (CT,
+// MR, PT) sets the modality of images without one. Returns {"image": first case name, "images",
+// "cases", "jobs", "skipped", "errors"}; an image already stored answers with its existing
+// case(s). Errors name the client's file; nothing is stored when nothing could be imported.
+nlohmann::json upload_image(Lab& lab, const Actor& actor, const std::string& image_id, const std::string& filename,
+                            std::string bytes, const nlohmann::json& params);
+
 // POST /train/ (model empty: every active model) and POST /train/{model}: enqueues a job of
 // type train per model (training priority, owner = the caller; params {"model", "version",
 // "params", "source": "monai"}); reviewers and admins only (Forbidden). A train job of that

@@ -1911,4 +1911,50 @@ Volume read_dicom_series(const DicomSeriesInfo& series, const DicomReadOptions& 
   return volume;
 }
 
+DicomSourceRef dicom_source_ref(const DicomSeriesInfo& series) {
+  if (!series.layout || series.layout->slices <= 0 || series.layout->files.empty())
+    throw Error(ErrorCode::BadArgument, "DICOM series " + std::to_string(series.series_number) +
+                                            ": no image layout (not a readable image series)");
+  quiet_gdcm();
+  const DicomSeriesInfo::Layout& layout = *series.layout;
+  DicomSourceRef ref;
+  ref.series_instance_uid = series.series_instance_uid;
+  ref.study_instance_uid = series.study_instance_uid;
+  ref.modality = series.modality;
+  struct Ids {
+    std::string sop_class, sop_instance;
+  };
+  std::map<int, Ids> by_file;
+  auto text = [](DcmDataset& ds, const DcmTagKey& tag) {
+    OFString v;
+    ds.findAndGetOFStringArray(tag, v);
+    return trim(std::string(v.c_str()));
+  };
+  for (int k = 0; k < layout.slices; ++k) {
+    const DicomSeriesInfo::Layout::Slot& slot = layout.slots.at(static_cast<std::size_t>(k));
+    auto it = by_file.find(slot.file);
+    if (it == by_file.end()) {
+      const DicomSeriesInfo::Layout::File& f = layout.files.at(static_cast<std::size_t>(slot.file));
+      auto ff = detail::load_checked_dicom(f.path, f.display);
+      DcmDataset& ds = *ff->getDataset();
+      Ids ids{text(ds, DCM_SOPClassUID), text(ds, DCM_SOPInstanceUID)};
+      if (ids.sop_instance.empty()) throw Error(ErrorCode::CorruptFile, f.display + ": no SOPInstanceUID (0008,0018)");
+      if (ref.frame_of_reference_uid.empty()) ref.frame_of_reference_uid = text(ds, DCM_FrameOfReferenceUID);
+      if (ref.patient_id.empty()) ref.patient_id = text(ds, DCM_PatientID);
+      if (ref.patient_name.empty()) ref.patient_name = text(ds, DCM_PatientName);
+      if (ref.study_id.empty()) ref.study_id = text(ds, DCM_StudyID);
+      if (ref.study_date.empty()) ref.study_date = text(ds, DCM_StudyDate);
+      if (ref.study_time.empty()) ref.study_time = text(ds, DCM_StudyTime);
+      if (ref.accession_number.empty()) ref.accession_number = text(ds, DCM_AccessionNumber);
+      it = by_file.emplace(slot.file, std::move(ids)).first;
+    }
+    DicomSourceSlice s;
+    s.sop_class_uid = it->second.sop_class.empty() ? series.sop_class_uid : it->second.sop_class;
+    s.sop_instance_uid = it->second.sop_instance;
+    s.frame_number = layout.files.at(static_cast<std::size_t>(slot.file)).frames > 1 ? slot.frame + 1 : 0;
+    ref.slices.push_back(std::move(s));
+  }
+  return ref;
+}
+
 }  // namespace tumorlab::io

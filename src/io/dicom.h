@@ -61,4 +61,44 @@ LabelMap read_dicom_seg(const std::filesystem::path& seg_file, const DicomSeries
 // The SeriesInstanceUID a SEG references (from ReferencedSeriesSequence).
 std::string dicom_seg_referenced_series(const std::filesystem::path& seg_file);
 
+// ---- DICOM SEG output ------------------------------------------------------------------------
+
+// The identifiers of a source series that a DICOM SEG made on its grid references: the values as
+// they are in its files (for a series imported into tumorlab, the de-identified ones). One slice
+// entry per k of the stacked volume (channel 0).
+struct DicomSourceSlice {
+  std::string sop_class_uid;
+  std::string sop_instance_uid;
+  int frame_number = 0;  // 1-based frame of a multi-frame instance; 0 for a single-frame instance
+};
+struct DicomSourceRef {
+  std::string patient_id, patient_name;
+  std::string study_instance_uid, study_id, study_date, study_time, accession_number;
+  std::string series_instance_uid, frame_of_reference_uid, modality;
+  std::vector<DicomSourceSlice> slices;
+};
+// Reads those identifiers from the files of a scanned series (they must still exist).
+// Error(CorruptFile) naming a file without SOPInstanceUID or that cannot be parsed.
+DicomSourceRef dicom_source_ref(const DicomSeriesInfo& series);
+
+struct DicomSegSegment {
+  int value = 1;      // label value in the map (1..255)
+  std::string label;  // SegmentLabel, e.g. "tumor"
+};
+struct DicomSegOptions {
+  std::string series_description = "tumorlab segmentation";
+  std::string algorithm_name;    // SegmentAlgorithmName (the model, e.g. "lgg-flair-3d 3"); empty: manual
+  std::string software_version;  // of tumorlab (Enhanced General Equipment)
+};
+// Writes `label` as a binary DICOM SEG (DCMTK dcmseg, explicit little endian) referencing
+// `source`: same patient, study and frame of reference, one Derivation Image reference per frame,
+// ReferencedSeriesSequence with every source instance. Segment n is segments[n-1] (its voxels are
+// the label value `value`); frames only for the slices where a segment has voxels, and one empty
+// frame for a segment without any, so that every segment is present. Plane positions and
+// orientation come from the label's geometry (LPS). Error(InvalidLabel) when the label's slice
+// count differs from source.slices or a segment value is outside 1..255; Error(IoFailure) when
+// DCMTK refuses to write (its reason in the message).
+void write_dicom_seg(const LabelMap& label, const DicomSourceRef& source, const std::vector<DicomSegSegment>& segments,
+                     const DicomSegOptions& options, const std::filesystem::path& out);
+
 }  // namespace tumorlab::io

@@ -190,6 +190,53 @@ void register_monai_routes(Router& router, app::Lab& lab, const std::string& ver
                 return Response::json_body(
                     app::monai::datastore(*L, actor_of(req), req.query_value("output").value_or("stats")));
               }});
+  router.add(
+      {.method = "PUT",
+       .path = "/datastore/",
+       .roles = kReviewerUp,
+       .tag = "monai",
+       .summary = "MONAI Label: upload a new image (multipart: file part \"file\", field \"params\" JSON) as a new "
+                  "case, imported as POST /api/uploads imports (NIfTI, NRRD, MHA, PNG, TIFF, DICOM or a .zip of a "
+                  "series; DICOM de-identified; pre-segmentation queued; audited). Case name: the image id (DICOM: "
+                  "the pseudonymous name); a taken name gets -2, -3, ... (nothing is overwritten). 200 {image, "
+                  "images, cases, jobs, skipped, errors}; an image already stored answers with its case; a bad file "
+                  "is a 4xx naming it and nothing is stored",
+       .query = {{"image", "string", "MONAI image id: the new case's name (non-DICOM files)"}},
+       .request_type = "multipart/form-data",
+       .request_schema =
+           S::object({{"file", json{{"type", "string"}, {"format", "binary"}}}, {"params", S::string()}}, {"file"}),
+       .response_schema = S::object({{"image", S::string()},
+                                     {"images", S::array(S::string())},
+                                     {"cases", S::array(S::object({}))},
+                                     {"jobs", S::array(S::object({}))}}),
+       .errors = {E::BadArgument, E::UnsupportedFormat, E::CorruptFile, E::HeaderMismatch, E::NotDicom,
+                  E::IncompleteSeries, E::InvalidDataset, E::GeometryMismatch, E::EmptyInput, E::NonFiniteVoxels,
+                  E::IoFailure},
+       .handler = [L](Request& req) {
+         const app::Actor actor = actor_of(req);
+         const json params = params_field(req);
+         file_part(req, "file");  // 400 naming the field when there is no file part
+         for (auto& f : req.files)
+           if (f.field == "file")
+             return Response::json_body(app::monai::upload_image(*L, actor, req.query_value("image").value_or(""),
+                                                                 f.filename, std::move(f.bytes), params));
+         throw Error(E::Internal, "file part vanished");
+       }});
+  router.add({.method = "DELETE",
+              .path = "/datastore/",
+              .roles = kAnyUser,
+              .tag = "monai",
+              .summary =
+                  "MONAI Label: remove an image or label: refused (405): tumorlab never deletes stored images or "
+                  "label revisions (immutable, audited); reject a case with PUT /api/cases/{id}/status instead",
+              .query = {{"id", "string", "MONAI image or label id"}, {"type", "string", "image | label | label_tag"}},
+              .errors = {E::MethodNotAllowed},
+              .handler = [](Request&) -> Response {
+                throw Error(E::MethodNotAllowed,
+                            "DELETE /datastore/: tumorlab never deletes stored images or label revisions (they are "
+                            "immutable and audited); to take a case out of the work, reject it (PUT "
+                            "/api/cases/{id}/status), and a wrong label is replaced by saving a new revision");
+              }});
   router.add({.method = "GET",
               .path = "/datastore/image",
               .roles = kAnyUser,
@@ -265,24 +312,28 @@ void register_monai_routes(Router& router, app::Lab& lab, const std::string& ver
               .roles = kAnyUser,
               .tag = "monai",
               .summary = "MONAI Label: run a registered model on a case synchronously; answer: multipart (\"params\" "
-                         "JSON + \"image\" label .nii.gz; output=all, default), the label (output=image) or the params "
-                         "(output=json). Nothing is stored; audited",
+                         "JSON + \"image\" label .nii.gz; output=all, default), the label (output=image), the params "
+                         "(output=json) or the label as a DICOM SEG referencing the case's de-identified source series "
+                         "(output=dicom_seg; application/dicom; only for cases imported from DICOM, else 400). Nothing "
+                         "is stored; audited",
               .query = {{"image", "string", "case name (MONAI image id)", true},
-                        {"output", "string", "all (default) | image | json"}},
+                        {"output", "string", "all (default) | image | json | dicom_seg"}},
               .request_type = "multipart/form-data",
               .request_schema = S::object({{"params", S::string()}}),
               .response_type = "multipart/form-data",
               .errors = {E::BadArgument, E::NotFound, E::FileNotFound, E::InvalidDataset},
-              .handler = [L](Request& req) {
+              .handler = [L, version](Request& req) {
                 const app::Actor actor = actor_of(req);
                 const std::string output = req.query_value("output").value_or("all");
-                if (output != "all" && output != "image" && output != "json")
-                  throw Error(E::BadArgument,
-                              "query parameter output: expected all, image or json (dicom_seg is not "
-                              "supported), got '" +
-                                  output.substr(0, 40) + "'");
+                if (output != "all" && output != "image" && output != "json" && output != "dicom_seg")
+                  throw Error(E::BadArgument, "query parameter output: expected all, image, json or dicom_seg, got '" +
+                                                  output.substr(0, 40) + "'");
                 const std::string image = required_query(req, "image");
-                params_field(req);  // must be JSON when given; the models here take no parameters
+                const json params = params_field(req);  // JSON when given; only label_info is used (dicom_seg)
+                if (output == "dicom_seg") {
+                  auto r = app::monai::infer_dicom_seg(*L, actor, req.path_params.at("model"), image, params, version);
+                  return Response::bytes(std::move(r.label_bytes), "application/dicom", r.filename);
+                }
                 auto r = app::monai::infer(*L, actor, req.path_params.at("model"), image);
                 if (output == "json") return Response::json_body(r.params);
                 if (output == "image") return Response::bytes(std::move(r.label_bytes), "application/gzip", r.filename);

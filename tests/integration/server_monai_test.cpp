@@ -3,6 +3,12 @@
 // "Authorization: bearer <token>", /info/, /datastore/?output=all, image download, a label saved
 // with the exact multipart body monailabel/client/client.py builds, active learning and training
 // jobs. The data folder is seeded through the real store (as server_test.cpp does).
+#include <dcmtk/config/osconfig.h>  // must precede other DCMTK headers
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmseg/segdoc.h>
+#include <dcmtk/dcmseg/segment.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -18,7 +24,12 @@
 
 #include "test_support.h"
 #include "tumorlab/app/cases.h"
+#include "tumorlab/app/jobs.h"
+#include "tumorlab/io/archive.h"
+#include "tumorlab/io/deidentify.h"
+#include "tumorlab/io/dicom.h"
 #include "tumorlab/io/image_io.h"
+#include "tumorlab/model/bundle.h"
 #include "tumorlab/store/store.h"
 
 using namespace tumorlab;
@@ -124,13 +135,9 @@ class ServerProcess {
   explicit ServerProcess(const fs::path& data_dir) {
     port_file_ = data_dir.parent_path() / "monai.url";
     log_ = data_dir.parent_path() / "monai.log";
-    std::vector<std::string> args{TUMORLAB_CLI,  "--log-level",
-                                  "info",        "serve",
-                                  "--data-dir",  data_dir.string(),
-                                  "--host",      "127.0.0.1",
-                                  "--port",      "0",
-                                  "--port-file", port_file_.string(),
-                                  "--web-dir",   (data_dir.parent_path() / "no-web").string(),
+    std::vector<std::string> args{TUMORLAB_CLI, "--log-level", "info", "serve", "--data-dir", data_dir.string(),
+                                  "--host", "127.0.0.1", "--port", "0", "--port-file", port_file_.string(), "--web-dir",
+                                  (data_dir.parent_path() / "no-web").string(),
                                   // No job worker: the /train/ test checks the queue (a worker would
                                   // start the training; server_jobs_test runs one end to end).
                                   "--job-workers", "0"};
@@ -227,9 +234,11 @@ class MonaiTest : public ::testing::Test {
     data_ = tmp_ / "data";
     fs::create_directories(tmp_ / "scratch");
     seeded_ = seed(data_, tmp_ / "scratch");
+    before_start();
     server_ = std::make_unique<ServerProcess>(data_);
     ASSERT_GT(server_->port(), 0);
   }
+  virtual void before_start() {}
   httplib::Client client() {
     httplib::Client c("127.0.0.1", server_->port());
     c.set_read_timeout(60, 0);
@@ -524,6 +533,287 @@ TEST_F(MonaiTest, Infer_BadRequestsAre4xx) {
   // The failed run is audited.
   auto admin = login("admin", kAdminPassword);
   json audit = parse(c.Get("/api/audit?action=monai.infer", admin));
+  ASSERT_FALSE(audit["items"].empty());
+  EXPECT_EQ(audit["items"][0]["outcome"], "failed");
+}
+
+// ---- PUT /datastore/ (image upload) and DELETE /datastore/ ----------------------------------
+
+namespace {
+
+// A NIfTI unlike the seeded image (so that it is not "already stored").
+std::string other_image_nii(const fs::path& scratch) {
+  Volume v = image();
+  auto* d = v.data<int16_t>();
+  for (int64_t n = 0; n < v.voxel_count(); ++n) d[n] = static_cast<int16_t>(d[n] + 7 + n % 3);
+  const fs::path p = scratch / "other_image.nii.gz";
+  io::write_image(v, p);
+  return slurp(p);
+}
+
+json case_names(httplib::Client& c, const httplib::Headers& h) {
+  json names = json::array();
+  for (const auto& it : parse(c.Get("/api/cases?limit=500", h))["items"]) names.push_back(it["name"]);
+  return names;
+}
+
+bool contains(const json& array, const std::string& v) {
+  for (const auto& x : array)
+    if (x == v) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_F(MonaiTest, UploadImage_ClientMultipart_NewCaseInDatastoreAndApi_WrongRole403_BadFile4xxNothingStored) {
+  auto c = client();
+  auto rita = login("rita", kReviewerPassword);
+  auto anna = login("anna", kAnnotatorPassword);
+  const std::string bytes = other_image_nii(tmp_ / "scratch");
+  // MONAILabelClient.upload_image: PUT /datastore/?image=<id>, fields {"params"}, files {"file"}.
+  auto [type, body] =
+      monai_multipart({{"params", R"({"client_id": "user-xyz"})"}}, {{"file", "/tmp/slicer/MRHead.nii.gz", bytes}});
+  // An annotator may not upload (as POST /api/uploads): 403, nothing stored.
+  expect_error(c.Put("/datastore/?image=uploaded_scan", anna, body, type.c_str()), 403, "Forbidden");
+  expect_error(c.Put("/datastore/?image=uploaded_scan", {}, body, type.c_str()), 401, "Unauthenticated");
+  EXPECT_EQ(parse(c.Get("/datastore/", rita))["total"], 3);
+
+  auto r = c.Put("/datastore/?image=uploaded_scan", rita, body, type.c_str());
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;  // MONAI Label's client treats anything but 200 as failure
+  json up = parse(r);
+  EXPECT_EQ(up["image"], "uploaded_scan");
+  ASSERT_EQ(up["cases"].size(), 1u);
+  const int64_t case_id = up["cases"][0]["id"];
+  // A pre-segmentation job is queued for the new case.
+  ASSERT_EQ(up["jobs"].size(), 1u);
+  EXPECT_EQ(up["jobs"][0]["type"], "presegment");
+  EXPECT_EQ(up["jobs"][0]["case_id"], case_id);
+
+  // Visible in the MONAI datastore, in /api/cases, and the stored image is the uploaded one.
+  json ds = parse(c.Get("/datastore/?output=all", anna));
+  ASSERT_TRUE(ds["objects"].contains("uploaded_scan")) << ds.dump().substr(0, 400);
+  EXPECT_EQ(ds["objects"]["uploaded_scan"]["image"]["info"]["size"], json({16, 12, 6}));
+  EXPECT_EQ(parse(c.Get("/datastore/", anna))["total"], 4);
+  EXPECT_TRUE(contains(case_names(c, anna), "uploaded_scan"));
+  auto img = c.Get("/datastore/image?image=uploaded_scan", anna);
+  ASSERT_EQ(img->status, 200);
+  { std::ofstream(tmp_ / "scratch" / "got.nii.gz", std::ios::binary) << img->body; }
+  Volume got = io::read_image(tmp_ / "scratch" / "got.nii.gz");
+  { std::ofstream(tmp_ / "scratch" / "sent.nii.gz", std::ios::binary) << bytes; }
+  Volume sent = io::read_image(tmp_ / "scratch" / "sent.nii.gz");
+  ASSERT_EQ(got.voxel_count(), sent.voxel_count());
+  for (int64_t n = 0; n < sent.voxel_count(); ++n) ASSERT_EQ(got.value(n), sent.value(n)) << "voxel " << n;
+  // Audited as an import by rita.
+  auto admin = login("admin", kAdminPassword);
+  json audit = parse(c.Get("/api/audit?action=import&case_id=" + std::to_string(case_id), admin));
+  ASSERT_EQ(audit["items"].size(), 1u) << audit.dump();
+  EXPECT_EQ(audit["items"][0]["actor"], "rita");
+
+  // The same image again: stored once; the answer names the existing case.
+  auto again = c.Put("/datastore/?image=another_name", rita, body, type.c_str());
+  ASSERT_EQ(again->status, 200) << again->body;
+  EXPECT_EQ(parse(again)["image"], "uploaded_scan");
+  EXPECT_TRUE(parse(again)["cases"].empty());
+
+  // A file that is not an image: 4xx JSON naming the client's file; nothing stored.
+  auto [t2, b2] = monai_multipart({{"params", "{}"}}, {{"file", "/tmp/slicer/broken.nii.gz", "not a nifti at all"}});
+  auto bad = c.Put("/datastore/?image=broken_scan", rita, b2, t2.c_str());
+  ASSERT_TRUE(bad);
+  EXPECT_GE(bad->status, 400);
+  EXPECT_LT(bad->status, 500);
+  json err = parse(bad);
+  ASSERT_TRUE(err.contains("error")) << bad->body;
+  EXPECT_NE(err["error"]["message"].get<std::string>().find("broken.nii.gz"), std::string::npos) << bad->body;
+  // No file part, params not JSON: 400.
+  auto [t3, b3] = monai_multipart({{"params", "{}"}}, {});
+  expect_error(c.Put("/datastore/?image=x", rita, b3, t3.c_str()), 400, "BadArgument");
+  auto [t4, b4] = monai_multipart({{"params", "{not json"}}, {{"file", "a.nii.gz", bytes}});
+  expect_error(c.Put("/datastore/?image=x", rita, b4, t4.c_str()), 400, "BadArgument");
+  EXPECT_EQ(parse(c.Get("/datastore/", anna))["total"], 4);
+  EXPECT_FALSE(contains(case_names(c, anna), "broken_scan"));
+
+  // DELETE /datastore/: tumorlab never deletes: 405 saying so, and the case is still there.
+  auto del = c.Delete("/datastore/?id=uploaded_scan&type=image", rita);
+  expect_error(del, 405, "MethodNotAllowed");
+  EXPECT_NE(parse(del)["error"]["message"].get<std::string>().find("never deletes"), std::string::npos);
+  expect_error(c.Delete("/datastore/?id=uploaded_scan&type=image", {}), 401, "Unauthenticated");
+  EXPECT_EQ(parse(c.Get("/datastore/", anna))["total"], 4);
+}
+
+// ---- /infer/{model}?output=dicom_seg ----------------------------------------------------------
+
+namespace {
+
+const char* kDicomPatientName = "Doe^Jane";
+const char* kDicomPatientId = "MRN-778899";
+
+struct SynthSeries {
+  std::string series_uid, frame_of_reference_uid;
+};
+
+// An MR series written with DCMTK: 16x16 pixels, `slices` slices 2 mm apart, a bright block.
+SynthSeries write_mr_series(const fs::path& dir, int slices) {
+  fs::create_directories(dir);
+  char study[100], series[100], fo_r[100];
+  dcmGenerateUniqueIdentifier(study, SITE_STUDY_UID_ROOT);
+  dcmGenerateUniqueIdentifier(series, SITE_SERIES_UID_ROOT);
+  dcmGenerateUniqueIdentifier(fo_r, SITE_UID_ROOT);
+  for (int s = 0; s < slices; ++s) {
+    DcmFileFormat ff;
+    DcmDataset* ds = ff.getDataset();
+    char sop[100];
+    dcmGenerateUniqueIdentifier(sop, SITE_INSTANCE_UID_ROOT);
+    ds->putAndInsertString(DCM_SOPClassUID, UID_MRImageStorage);
+    ds->putAndInsertString(DCM_SOPInstanceUID, sop);
+    ds->putAndInsertString(DCM_StudyInstanceUID, study);
+    ds->putAndInsertString(DCM_SeriesInstanceUID, series);
+    ds->putAndInsertString(DCM_FrameOfReferenceUID, fo_r);
+    ds->putAndInsertString(DCM_PatientName, kDicomPatientName);
+    ds->putAndInsertString(DCM_PatientID, kDicomPatientId);
+    ds->putAndInsertString(DCM_PatientBirthDate, "19700101");
+    ds->putAndInsertString(DCM_StudyDate, "20210304");
+    ds->putAndInsertString(DCM_Modality, "MR");
+    ds->putAndInsertString(DCM_SeriesNumber, "5");
+    ds->putAndInsertString(DCM_InstanceNumber, std::to_string(s + 1).c_str());
+    ds->putAndInsertString(DCM_ImagePositionPatient, ("-8\\-8\\" + std::to_string(2 * s)).c_str());
+    ds->putAndInsertString(DCM_ImageOrientationPatient, "1\\0\\0\\0\\1\\0");
+    ds->putAndInsertString(DCM_PixelSpacing, "1\\1");
+    ds->putAndInsertString(DCM_SliceThickness, "2");
+    ds->putAndInsertUint16(DCM_SamplesPerPixel, 1);
+    ds->putAndInsertString(DCM_PhotometricInterpretation, "MONOCHROME2");
+    ds->putAndInsertUint16(DCM_Rows, 16);
+    ds->putAndInsertUint16(DCM_Columns, 16);
+    ds->putAndInsertUint16(DCM_BitsAllocated, 16);
+    ds->putAndInsertUint16(DCM_BitsStored, 16);
+    ds->putAndInsertUint16(DCM_HighBit, 15);
+    ds->putAndInsertUint16(DCM_PixelRepresentation, 0);
+    std::vector<Uint16> px(256);
+    for (int y = 0; y < 16; ++y)
+      for (int x = 0; x < 16; ++x) px[y * 16 + x] = (x >= 5 && x < 11 && y >= 4 && y < 12) ? 900 : 100 + x + y;
+    ds->putAndInsertUint16Array(DCM_PixelData, px.data(), 256);
+    const fs::path f = dir / ("mr" + std::to_string(s) + ".dcm");
+    EXPECT_TRUE(ff.saveFile(f.string().c_str(), EXS_LittleEndianExplicit).good()) << f;
+  }
+  return SynthSeries{series, fo_r};
+}
+
+// A tiny 2D U-Net on one MR channel (untrained: what it predicts does not matter here, only that
+// the DICOM SEG carries exactly what the model predicted).
+model::Plans tiny_plans() {
+  model::Plans p;
+  p.name = "tiny-seg";
+  p.modality = "MR";
+  model::ChannelPlan ch;
+  ch.name = "MR";
+  ch.normalization.scheme = imaging::NormalizationScheme::ZScore;
+  ch.foreground = "all";
+  p.channels = {ch};
+  p.network.dims = 2;
+  p.network.features = {4, 8};
+  p.network.strides = {{2, 2, 1}};
+  p.network.deep_supervision = false;
+  p.patch_size = {16, 16, 1};
+  p.target_spacing_mm = {1, 1, 2};
+  p.inference.window_batch = 4;
+  p.inference.tta_mirror_axes = {};
+  return p;
+}
+
+}  // namespace
+
+class MonaiDicomTest : public MonaiTest {
+ protected:
+  void before_start() override {
+    const fs::path models = tmp_ / "models";
+    model::write_untrained_bundle(models / "tiny-seg", tiny_plans(), 7);
+    app::LabOptions lo;
+    lo.data_dir = data_;
+    lo.server_mode = false;
+    lo.ensure_admin = false;
+    auto lab = app::Lab::open(lo);
+    json reg = app::register_models(*lab, {models});
+    ASSERT_EQ(reg["registered"].size(), 1u) << reg.dump();
+  }
+};
+
+TEST_F(MonaiDicomTest, InferDicomSeg_OnDicomUpload_SegReferencesDeidentifiedSeries_MatchesTheLabel_NiftiCaseIs400) {
+  auto c = client();
+  auto rita = login("rita", kReviewerPassword);
+  // The DICOM series goes in through the MONAI upload, as a .zip.
+  const SynthSeries src = write_mr_series(tmp_ / "dicom" / "series", 4);
+  io::zip_folder(tmp_ / "dicom" / "series", tmp_ / "dicom" / "series.zip");
+  auto [type, body] =
+      monai_multipart({{"params", "{}"}}, {{"file", "/tmp/slicer/series.zip", slurp(tmp_ / "dicom" / "series.zip")}});
+  auto up = c.Put("/datastore/?image=ignored_for_dicom", rita, body, type.c_str());
+  ASSERT_TRUE(up);
+  ASSERT_EQ(up->status, 200) << up->body;
+  const std::string name = parse(up)["image"];
+  ASSERT_EQ(name.rfind("PAT-", 0), 0u) << name;  // the pseudonymous name, never the client's
+  const std::string pseudonym = name.substr(0, name.find('_'));
+
+  // The label as NIfTI (output=image) and as DICOM SEG, from the same (deterministic) model.
+  auto [t2, b2] = monai_multipart({{"params", R"({"label_info": [{"name": "lesion", "idx": 1}]})"}}, {});
+  auto nii = c.Post("/infer/tiny-seg?image=" + name + "&output=image", rita, b2, t2.c_str());
+  ASSERT_TRUE(nii);
+  ASSERT_EQ(nii->status, 200) << nii->body;
+  auto r = c.Post("/infer/tiny-seg?image=" + name + "&output=dicom_seg", rita, b2, t2.c_str());
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body.substr(0, 300);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "application/dicom");
+  EXPECT_NE(r->get_header_value("Content-Disposition").find("-seg.dcm"), std::string::npos);
+  // No original identifier in the object.
+  EXPECT_EQ(r->body.find(kDicomPatientId), std::string::npos);
+  EXPECT_EQ(r->body.find("Doe^Jane"), std::string::npos);
+  EXPECT_EQ(r->body.find(src.series_uid), std::string::npos);
+  const fs::path seg_file = tmp_ / "scratch" / "got-seg.dcm";
+  const fs::path nii_file = tmp_ / "scratch" / "got-label.nii.gz";
+  std::ofstream(seg_file, std::ios::binary) << r->body;
+  std::ofstream(nii_file, std::ios::binary) << nii->body;
+
+  // DCMTK reads it as a segmentation: patient = pseudonym, the de-identified series and frame of
+  // reference (the importer's keyed UID mapping), our segment name from label_info.
+  DcmFileFormat ff;
+  ASSERT_TRUE(ff.loadFile(seg_file.string().c_str()).good());
+  DcmDataset* ds = ff.getDataset();
+  OFString v;
+  ds->findAndGetOFString(DCM_SOPClassUID, v);
+  EXPECT_EQ(std::string(v.c_str()), UID_SegmentationStorage);
+  ds->findAndGetOFString(DCM_PatientID, v);
+  EXPECT_EQ(std::string(v.c_str()), pseudonym);
+  std::string key_hex = slurp(data_ / "deid.key");
+  while (!key_hex.empty() && std::isspace(static_cast<unsigned char>(key_hex.back()))) key_hex.pop_back();
+  const io::DeidKey key = io::DeidKey::from_hex(key_hex);
+  ds->findAndGetOFString(DCM_FrameOfReferenceUID, v);
+  EXPECT_EQ(std::string(v.c_str()), io::deidentified_uid(key, src.frame_of_reference_uid));
+  const std::string deid_series = io::deidentified_uid(key, src.series_uid);
+  EXPECT_EQ(io::dicom_seg_referenced_series(seg_file), deid_series);
+  DcmSegmentation* raw = nullptr;
+  ASSERT_TRUE(DcmSegmentation::loadFile(seg_file.string().c_str(), raw).good());
+  std::unique_ptr<DcmSegmentation> seg(raw);
+  ASSERT_EQ(seg->getNumberOfSegments(), 1u);
+  OFString seg_label;
+  seg->getSegment(1)->getSegmentLabel(seg_label);
+  EXPECT_EQ(std::string(seg_label.c_str()), "lesion");
+  EXPECT_GE(seg->getNumberOfFrames(), 1u);
+
+  // Read back onto the case's grid, it is the model's label voxel for voxel.
+  const LabelMap want = io::read_label(nii_file);
+  io::DicomSeriesInfo ref;
+  ref.series_instance_uid = deid_series;
+  ref.geometry = want.geometry();
+  const LabelMap got = io::read_dicom_seg(seg_file, ref);
+  ASSERT_EQ(got.voxel_count(), want.voxel_count());
+  for (int64_t n = 0; n < want.voxel_count(); ++n)
+    ASSERT_EQ(got.voxels()[n], want.voxels()[n] == 1 ? 1 : 0) << "voxel " << n;
+
+  // A case that did not come from DICOM: 400 naming the problem, and no model ran (audited failed).
+  auto nifti = c.Post("/infer/tiny-seg?image=case_a&output=dicom_seg", rita, b2, t2.c_str());
+  expect_error(nifti, 400, "BadArgument");
+  EXPECT_NE(parse(nifti)["error"]["message"].get<std::string>().find("not imported from DICOM"), std::string::npos)
+      << nifti->body;
+  auto admin = login("admin", kAdminPassword);
+  json audit = parse(c.Get("/api/audit?action=monai.infer&case_id=" + std::to_string(seeded_.case_a), admin));
   ASSERT_FALSE(audit["items"].empty());
   EXPECT_EQ(audit["items"][0]["outcome"], "failed");
 }
