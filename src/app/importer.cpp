@@ -11,11 +11,14 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 
+#include "tumorlab/app/cases.h"
 #include "tumorlab/app/demo_data.h"
 #include "tumorlab/app/dicom_source.h"
 #include "tumorlab/core/error.h"
+#include "tumorlab/core/log.h"
 #include "tumorlab/io/archive.h"
 #include "tumorlab/io/deidentify.h"
 #include "tumorlab/io/dicom.h"
@@ -614,39 +617,79 @@ json import_scans(Lab& lab, const Actor& actor, const std::vector<ImportInput>& 
   return answer(out);
 }
 
-json import_uploads(Lab& lab, const Actor& actor, const std::vector<UploadPart>& parts, const ImportOptions& options) {
-  if (parts.empty())
-    throw Error(ErrorCode::BadArgument,
-                "upload: no file (send the file as the body with ?filename=, or as "
-                "multipart/form-data file parts)");
-  ScratchDir dir(lab, "upload");
+namespace {
+
+// Durable write of an upload part: temp name, fsync, rename (the folder is fsynced by the caller).
+void write_file_durable(const fs::path& p, const std::string& bytes) {
+  const fs::path tmp = p.string() + ".part";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) throw Error(ErrorCode::IoFailure, "cannot write upload file " + p.filename().string());
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ::close(fd);
+      throw Error(ErrorCode::IoFailure, "cannot write upload file " + p.filename().string());
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  const bool synced = ::fsync(fd) == 0;
+  ::close(fd);
+  std::error_code ec;
+  if (!synced) throw Error(ErrorCode::IoFailure, "cannot fsync upload file " + p.filename().string());
+  fs::rename(tmp, p, ec);
+  if (ec) throw Error(ErrorCode::IoFailure, "cannot rename upload file " + p.filename().string() + ": " + ec.message());
+}
+
+void fsync_folder(const fs::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw Error(ErrorCode::IoFailure, "cannot open folder " + dir.string());
+  const bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) throw Error(ErrorCode::IoFailure, "cannot fsync folder " + dir.string());
+}
+
+// Writes the parts as <dir>/u<i><ext> (our own names: the index and a recognised extension, never
+// the client's name); parts refused before reading go to `early`.
+std::vector<ImportInput> write_upload_parts(const fs::path& dir, const std::vector<UploadPart>& parts, Collector& early,
+                                            bool durable) {
   std::vector<ImportInput> inputs;
-  Collector early;
   for (std::size_t i = 0; i < parts.size(); ++i) {
     const std::string display = display_filename(parts[i].filename);
     if (parts[i].bytes.empty()) {
       early.error(display, Error(ErrorCode::BadArgument, display + ": empty file"));
       continue;
     }
-    // Our own name: the index and a recognised extension (never the client's name).
     std::string ext = image_ending(display);
     if (ext.empty() && has_ending(display, ".zip")) ext = ".zip";
     if (ext.empty() && has_ending(display, ".dcm")) ext = ".dcm";
-    if (ext == ".nhdr" || ext == ".mhd")
+    if (ext == ".nhdr" || ext == ".mhd") {
       early.error(display, Error(ErrorCode::UnsupportedFormat,
                                  display + ": a header that points at a separate data file; upload the folder as a "
                                            ".zip, or use .nrrd / .mha"));
-    const fs::path path = dir.path / ("u" + std::to_string(i) + ext);
-    write_file(path, parts[i].bytes);
-    if (ext != ".nhdr" && ext != ".mhd") inputs.push_back(ImportInput{path, display});
+      continue;
+    }
+    const fs::path path = dir / ("u" + std::to_string(i) + ext);
+    if (durable)
+      write_file_durable(path, parts[i].bytes);
+    else
+      write_file(path, parts[i].bytes);
+    inputs.push_back(ImportInput{path, display});
   }
-  ImportOptions o = options;
-  if (o.origin == "cli") o.origin = "upload";
-  json result = import_scans(lab, actor, inputs, o);
-  for (auto& e : early.errors) result["errors"].insert(result["errors"].begin(), e);
+  if (durable && !inputs.empty()) fsync_folder(dir);
+  return inputs;
+}
+
+// The answer of an upload import: early errors first; when nothing was imported and nothing
+// skipped, the first error is thrown (its code, its message naming the file).
+json upload_outcome(json result, const json& early_errors, const std::vector<Error>& early_thrown,
+                    const std::string& first_name) {
+  for (auto it = early_errors.rbegin(); it != early_errors.rend(); ++it)
+    result["errors"].insert(result["errors"].begin(), *it);
   if (result["cases"].empty() && result["skipped"].empty() && !result["errors"].empty()) {
     // Nothing stored: the request failed, with the first file's error.
-    if (!early.thrown.empty()) throw early.thrown.front();
+    if (!early_thrown.empty()) throw early_thrown.front();
     const json& e = result["errors"].front();
     ErrorCode code = ErrorCode::CorruptFile;
     std::size_t n = 0;
@@ -659,9 +702,142 @@ json import_uploads(Lab& lab, const Actor& actor, const std::vector<UploadPart>&
     throw Error(code, msg);
   }
   if (result["cases"].empty() && result["skipped"].empty() && result["errors"].empty())
-    throw Error(ErrorCode::EmptyInput, "upload: no image, DICOM series or nnU-Net dataset found in " +
-                                           display_filename(parts.front().filename));
+    throw Error(ErrorCode::EmptyInput, "upload: no image, DICOM series or nnU-Net dataset found in " + first_name);
   return result;
+}
+
+void require_parts(const std::vector<UploadPart>& parts) {
+  if (parts.empty())
+    throw Error(ErrorCode::BadArgument,
+                "upload: no file (send the file as the body with ?filename=, or as "
+                "multipart/form-data file parts)");
+}
+
+bool valid_incoming_name(const std::string& s) {
+  return s.size() == 32 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+}  // namespace
+
+json import_uploads(Lab& lab, const Actor& actor, const std::vector<UploadPart>& parts, const ImportOptions& options) {
+  require_parts(parts);
+  ScratchDir dir(lab, "upload");
+  Collector early;
+  const std::vector<ImportInput> inputs = write_upload_parts(dir.path, parts, early, false);
+  ImportOptions o = options;
+  if (o.origin == "cli") o.origin = "upload";
+  return upload_outcome(import_scans(lab, actor, inputs, o), early.errors, early.thrown,
+                        display_filename(parts.front().filename));
+}
+
+json queue_upload_import(Lab& lab, const Actor& actor, const std::vector<UploadPart>& parts,
+                         const ImportOptions& options) {
+  require_parts(parts);
+  const std::string token = store::sha256_hex(store::random_token()).substr(0, 32);
+  const fs::path dir = lab.data_dir() / "incoming" / token;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(ErrorCode::IoFailure, "cannot create the upload folder: " + ec.message());
+  fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+  Collector early;
+  std::vector<ImportInput> inputs;
+  try {
+    inputs = write_upload_parts(dir, parts, early, true);
+    if (inputs.empty()) throw early.thrown.front();
+  } catch (...) {
+    fs::remove_all(dir, ec);
+    throw;
+  }
+  json files = json::array();
+  for (const auto& in : inputs) files.push_back({{"file", in.path.filename().string()}, {"name", in.display_name}});
+  json params{{"folder", token},
+              {"files", files},
+              {"modality", options.modality},
+              {"origin", options.origin == "cli" ? std::string("upload") : options.origin},
+              {"early_errors", early.errors}};
+  Id job_id = 0;
+  try {
+    job_id = lab.store().write([&](store::WriteTxn& t) -> Id {
+      store::NewJob nj;
+      nj.type = store::JobType::Import;
+      nj.priority = store::JobPriority::Presegment;
+      nj.owner_user_id = actor.user_id > 0 ? std::optional<Id>(actor.user_id) : std::nullopt;
+      nj.params_json = params.dump();
+      const store::Job j = t.enqueue_job(nj);
+      store::AuditEntry a;
+      if (actor.user_id > 0) a.user_id = actor.user_id;
+      a.actor = actor.username.empty() ? "system" : actor.username;
+      a.action = "job.enqueue";
+      a.detail_json = json{{"job_id", j.id}, {"type", "import"}, {"files", files.size()}}.dump();
+      t.append_audit(a);
+      return j.id;
+    });
+  } catch (...) {
+    fs::remove_all(dir, ec);
+    throw;
+  }
+  return get_job(lab, actor, job_id);
+}
+
+json run_import_job(Lab& lab, const Actor& actor, const json& params) {
+  const std::string token = params.value("folder", std::string());
+  if (!valid_incoming_name(token)) throw Error(ErrorCode::BadArgument, "import job: params.folder is not valid");
+  const fs::path dir = lab.data_dir() / "incoming" / token;
+  struct Cleanup {
+    fs::path dir;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(dir, ec);
+    }
+  } cleanup{dir};
+  std::vector<ImportInput> inputs;
+  std::string first_name = "upload";
+  for (const auto& f : params.value("files", json::array())) {
+    const std::string file = f.value("file", std::string());
+    // Our own names only (u<index><ext>): nothing from the job row may leave the folder.
+    if (file.empty() || file[0] != 'u' || file.find('/') != std::string::npos || file.find("..") != std::string::npos)
+      throw Error(ErrorCode::BadArgument, "import job: params.files holds a name that is not ours");
+    const fs::path p = dir / file;
+    std::error_code ec;
+    if (!fs::is_regular_file(p, ec))
+      throw Error(ErrorCode::FileNotFound,
+                  "import job: the uploaded file " + f.value("name", file) + " is gone (the job's folder was removed)");
+    inputs.push_back(ImportInput{p, f.value("name", file)});
+  }
+  if (!inputs.empty()) first_name = inputs.front().display_name;
+  ImportOptions o;
+  o.modality = params.value("modality", std::string());
+  o.origin = params.value("origin", std::string("upload"));
+  const json early = params.value("early_errors", json::array());
+  std::vector<Error> early_thrown;  // they were not all refused (the job would not exist): no throw
+  return upload_outcome(import_scans(lab, actor, inputs, o), early, early_thrown, first_name);
+}
+
+void sweep_incoming(Lab& lab) {
+  const fs::path root = lab.data_dir() / "incoming";
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return;
+  std::set<std::string> live;
+  lab.store().read([&](store::ReadTxn& t) {
+    for (store::JobState st : {store::JobState::Queued, store::JobState::Running}) {
+      store::JobFilter f;
+      f.state = st;
+      f.type = store::JobType::Import;
+      f.limit = 100000;
+      for (const auto& j : t.list_jobs(f)) {
+        const json p = json::parse(j.params_json, nullptr, false);
+        if (p.is_object()) live.insert(p.value("folder", std::string()));
+      }
+    }
+    return 0;
+  });
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const std::string name = e.path().filename().string();
+    if (live.count(name)) continue;
+    std::error_code rm;
+    fs::remove_all(e.path(), rm);
+    log_info("import: removed the incoming folder of an import job that will not run");
+  }
 }
 
 json seed_demo_cases(Lab& lab) {

@@ -77,6 +77,24 @@ struct UploadPart {
 nlohmann::json import_uploads(Lab& lab, const Actor& actor, const std::vector<UploadPart>& parts,
                               const ImportOptions& options = {});
 
+// POST /api/uploads?background=true: the same import as a background job. The parts are written
+// durably (fsync) under our own names into DIR/incoming/<32 hex>/ (mode 0700), then an import job
+// (priority presegment, owner = actor) is queued with {"folder", "files": [{"file", "name"}],
+// "modality", "origin", "early_errors"} and returned (API shape). Parts refused before reading
+// (empty, .nhdr/.mhd) are reported in the job's result; when every part is refused, nothing is
+// queued and the first error is thrown. Audited "job.enqueue".
+nlohmann::json queue_upload_import(Lab& lab, const Actor& actor, const std::vector<UploadPart>& parts,
+                                   const ImportOptions& options = {});
+// Runs a queued import job's files (the import_uploads answer, as `actor`: the job's owner) and
+// removes its incoming folder, also when the import fails (the job then fails with the first
+// file's error, as import_uploads throws it). A job re-run after a crash imports again: images
+// already stored are reported under "skipped".
+nlohmann::json run_import_job(Lab& lab, const Actor& actor, const nlohmann::json& params);
+// Removes incoming folders that no queued or running import job refers to (left by jobs
+// cancelled before they ran, or by a crash between writing and queueing). Called when the job
+// runner starts.
+void sweep_incoming(Lab& lab);
+
 // Seeds an empty data folder with the synthetic demo datasets (app/demo_data.h, two brain MR and
 // two PET MIP cases), imported as demo (audited with actor "system", origin "demo"), each with a
 // queued pre-segmentation job. Returns the import answer.

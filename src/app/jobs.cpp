@@ -3,15 +3,18 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "tumorlab/app/exporter.h"
+#include "tumorlab/app/importer.h"
 #include "tumorlab/app/prediction.h"
 #include "tumorlab/app/training.h"
 #include "tumorlab/core/error.h"
@@ -395,7 +398,37 @@ json request_train_job(Lab& lab, const Actor& actor, const json& body) {
     nj.owner_user_id = actor.user_id;
     nj.params_json = params.dump();
     const store::Job j = t.enqueue_job(nj);
-    t.append_audit(actor_audit(actor, "job.enqueue", std::nullopt, {{"job_id", j.id}, {"type", "train"}, {"model", name}}));
+    t.append_audit(
+        actor_audit(actor, "job.enqueue", std::nullopt, {{"job_id", j.id}, {"type", "train"}, {"model", name}}));
+    return j.id;
+  });
+  notify_job_runners();
+  return job_api(lab, job_id);
+}
+
+// {"type": "export", "format": "nnunet", "name"?: "DatasetNNN_Name", "include_demo"?: bool}: checked
+// here (the body's fields), the dataset is built by the job (create_export).
+json request_export_job(Lab& lab, const Actor& actor, const json& body) {
+  json params = json::object();
+  params["format"] = body.value("format", std::string("nnunet"));
+  if (!body.value("format", json("nnunet")).is_string() || params["format"] != "nnunet")
+    throw Error(ErrorCode::BadArgument, "format: expected \"nnunet\" (validated cases as an nnU-Net v2 raw dataset)");
+  if (body.contains("name")) {
+    if (!body["name"].is_string()) throw Error(ErrorCode::BadArgument, "name: expected a string like Dataset500_Name");
+    params["name"] = body["name"];
+  }
+  if (body.contains("include_demo")) {
+    if (!body["include_demo"].is_boolean()) throw Error(ErrorCode::BadArgument, "include_demo: expected true or false");
+    params["include_demo"] = body["include_demo"];
+  }
+  const Id job_id = lab.store().write([&](store::WriteTxn& t) -> Id {
+    store::NewJob nj;
+    nj.type = store::JobType::Export;
+    nj.priority = store::JobPriority::Batch;
+    nj.owner_user_id = actor.user_id;
+    nj.params_json = params.dump();
+    const store::Job j = t.enqueue_job(nj);
+    t.append_audit(actor_audit(actor, "job.enqueue", std::nullopt, {{"job_id", j.id}, {"type", "export"}}));
     return j.id;
   });
   notify_job_runners();
@@ -409,9 +442,10 @@ json request_job(Lab& lab, const Actor& actor, const json& body) {
     throw Error(ErrorCode::BadArgument, "type: required, expected \"predict_batch\"");
   const std::string type = body["type"].get<std::string>();
   if (type == "train") return request_train_job(lab, actor, body);
+  if (type == "export") return request_export_job(lab, actor, body);
   if (type != "predict_batch")
-    throw Error(ErrorCode::BadArgument,
-                "type: expected \"predict_batch\" or \"train\", got \"" + type.substr(0, 40) + "\"");
+    throw Error(ErrorCode::BadArgument, "type: expected \"predict_batch\", \"train\" or \"export\", got \"" +
+                                            type.substr(0, 40) + "\" (imports: POST /api/uploads?background=true)");
   json params = json::object();
   if (body.contains("model") && !body["model"].is_null()) {
     if (!body["model"].is_string()) throw Error(ErrorCode::BadArgument, "model: expected a model name (string)");
@@ -564,6 +598,43 @@ json run_predict_batch(const JobContext& ctx) {
   return result;
 }
 
+// The job's owner as the actor of its work (imports and exports are done, and audited, as them);
+// "system" for jobs without one. A disabled owner stops the job.
+Actor owner_actor(const JobContext& ctx) {
+  if (!ctx.job.owner_user_id) return Actor{0, "system", "admin", ""};
+  const store::User u = ctx.lab.store().read([&](store::ReadTxn& t) { return t.get_user(*ctx.job.owner_user_id); });
+  if (u.disabled) throw Error(ErrorCode::Forbidden, "the job's owner account is disabled");
+  return Actor{u.id, u.username, std::string(store::to_string(u.role)), ""};
+}
+
+// The training curve of a run folder's log.csv (epoch,lr,train_loss,val_dice,val_dice_ema,seconds):
+// every epoch of the run, also those before a restart.
+json training_curve(const fs::path& run) {
+  json curve = json::array();
+  std::ifstream in(run / "log.csv");
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::vector<double> v;
+    std::stringstream ss(line);
+    std::string cell;
+    while (std::getline(ss, cell, ',')) {
+      try {
+        v.push_back(std::stod(cell));
+      } catch (const std::exception&) {
+        v.push_back(std::nan(""));
+      }
+    }
+    if (v.size() < 5) continue;
+    curve.push_back({{"epoch", static_cast<int>(v[0])},
+                     {"lr", v[1]},
+                     {"train_loss", v[2]},
+                     {"val_dice", v[3]},
+                     {"val_dice_ema", v[4]}});
+  }
+  return curve;
+}
+
 // Fine-tunes a registered model on the validated cases (their current labels), starting from its
 // weights: the cases are exported as an nnU-Net dataset into DIR/training/job-<id>/dataset, trained
 // into DIR/training/job-<id>/run (resumable: a job re-queued after a restart continues there) and
@@ -664,6 +735,7 @@ json run_train(const JobContext& ctx) {
               {"epochs_done", t.result.epochs_done},
               {"finished", t.result.finished},
               {"best_pseudo_dice", t.result.best_val_dice},
+              {"curve", training_curve(o.output)},
               {"seconds", t.result.seconds},
               {"note", "registered, not active: compare it, then activate it with POST /api/models/{id}/activate"}};
 }
@@ -710,6 +782,16 @@ void run_job(Lab& lab, std::int64_t job_id, const JobRunnerOptions& options, con
       case store::JobType::Train:
         result = run_train(ctx);
         break;
+      case store::JobType::Import: {
+        const json params = parse_object(ctx.job.params_json);
+        ctx.progress(0.02, "importing " + std::to_string(params.value("files", json::array()).size()) + " file(s)");
+        result = run_import_job(lab, owner_actor(ctx), params);
+        break;
+      }
+      case store::JobType::Export:
+        ctx.progress(0.02, "exporting the validated cases");
+        result = create_export(lab, owner_actor(ctx), parse_object(ctx.job.params_json));
+        break;
       default:
         throw Error(ErrorCode::BadArgument,
                     "job type " + std::string(store::to_string(job.type)) + " cannot run in this server (no handler)");
@@ -748,23 +830,32 @@ struct JobRunner::Impl {
   std::vector<std::thread> threads;
   Impl(Lab& l, JobRunnerOptions o) : lab(l), options(o) {}
 
-  std::optional<Id> claim() {
+  std::optional<Id> claim(const std::vector<store::JobType>& types) {
     // A read first: the idle poll must not take the writer lock.
     const auto queued = lab.store().read([](store::ReadTxn& t) { return t.count_jobs(store::JobState::Queued); });
     if (queued == 0) return std::nullopt;
-    auto job = lab.store().write([](store::WriteTxn& t) {
-      return t.claim_next_job({store::JobType::Presegment, store::JobType::PredictBatch, store::JobType::Train});
-    });
+    auto job = lab.store().write([&](store::WriteTxn& t) { return t.claim_next_job(types); });
     if (!job) return std::nullopt;
     return job->id;
   }
 
-  void worker(int index) {
+  // The job types a worker runs: the training lane only train jobs, the others everything else
+  // (and train jobs too when there is no training lane).
+  std::vector<store::JobType> lane(bool training) const {
+    using T = store::JobType;
+    if (training) return {T::Train};
+    std::vector<T> types{T::Presegment, T::PredictBatch, T::Import, T::Export};
+    if (options.training_workers <= 0) types.push_back(T::Train);
+    return types;
+  }
+
+  void worker(int index, bool training) {
+    const std::vector<store::JobType> types = lane(training);
     std::uint64_t seen = 0;
     while (!stopping) {
       std::optional<Id> id;
       try {
-        id = claim();
+        id = claim(types);
       } catch (const std::exception& e) {
         log_warn("jobs: worker " + std::to_string(index) + ": cannot claim a job: " + e.what());
       }
@@ -790,13 +881,17 @@ JobRunner::~JobRunner() {
 
 void JobRunner::start() {
   if (!impl_->threads.empty()) return;
-  for (int i = 0; i < impl_->options.workers; ++i) {
+  if (impl_->options.workers <= 0) return;
+  sweep_incoming(impl_->lab);
+  const int training = std::max(0, impl_->options.training_workers);
+  for (int i = 0; i < impl_->options.workers + training; ++i) {
     ++impl_->alive;
-    impl_->threads.emplace_back([this, i] { impl_->worker(i); });
+    const bool lane = i >= impl_->options.workers;
+    impl_->threads.emplace_back([this, i, lane] { impl_->worker(i, lane); });
   }
-  if (impl_->options.workers > 0)
-    log_info("jobs: " + std::to_string(impl_->options.workers) + " worker(s), " +
-             std::to_string(impl_->options.torch_threads) + " LibTorch thread(s) per job");
+  log_info("jobs: " + std::to_string(impl_->options.workers) + " worker(s)" +
+           (training > 0 ? " + " + std::to_string(training) + " for training" : std::string()) + ", " +
+           std::to_string(impl_->options.torch_threads) + " LibTorch thread(s) per job");
 }
 
 bool JobRunner::stop() {

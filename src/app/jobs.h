@@ -84,8 +84,12 @@ AiPrediction segment_case(Lab& lab, std::int64_t case_id, const std::string& mod
 nlohmann::json request_presegment(Lab& lab, const Actor& actor, std::int64_t case_id, const nlohmann::json& body);
 
 // POST /api/jobs (reviewer, admin), body {"type": "predict_batch", "case_ids": [...]} or
-// {"type": "predict_batch", "cases": "new"} (every case with status new), optional "model".
-// Returns the job. Errors: BadArgument naming the field, NotFound (a case id), Forbidden.
+// {"type": "predict_batch", "cases": "new"} (every case with status new), optional "model";
+// {"type": "train", "model": NAME, ...} (see run_train in jobs.cpp); {"type": "export",
+// "format": "nnunet", "name"?, "include_demo"?} (create_export as a background job: its result
+// carries export_id and the download URL). Import jobs come from POST /api/uploads?background=true
+// (queue_upload_import). Returns the job. Errors: BadArgument naming the field, NotFound (a case
+// id, a model), Forbidden.
 nlohmann::json request_job(Lab& lab, const Actor& actor, const nlohmann::json& body);
 
 // Wakes the job runners of this process (call after enqueueing a job; runners also poll).
@@ -94,7 +98,10 @@ void notify_job_runners();
 // ---- Runner --------------------------------------------------------------------------------
 
 struct JobRunnerOptions {
-  int workers = 1;            // worker threads for AI jobs (0: no runner)
+  int workers = 1;            // worker threads for pre-segmentation, batch prediction, import, export (0: no runner)
+  // Threads that run only train jobs, so an hours-long fine-tuning never holds up pre-segmentation
+  // (0: train jobs share the workers above). Ignored when workers is 0.
+  int training_workers = 1;
   int torch_threads = 1;      // LibTorch threads per job (1 keeps the HTTP threads responsive on 2 cores)
   int poll_ms = 500;          // how often idle workers look at the queue
   int stop_grace_ms = 15000;  // stop(): how long to wait for a running job to reach a check

@@ -28,9 +28,14 @@ Run add_serve(CLI::App& app) {
   app.add_option("--web-dir", opts->http.web_dir, "Static files of the browser UI (built web/dist)")
       ->capture_default_str();
   app.add_option("--job-workers", opts->job_workers,
-                 "Worker threads for AI jobs (pre-segmentation, batch prediction); 0: queue only")
+                 "Worker threads for background jobs (pre-segmentation, batch prediction, import, export); 0: queue "
+                 "only (no job runs, training neither)")
       ->capture_default_str()
       ->check(CLI::Range(0, 16));
+  app.add_option("--training-workers", opts->training_workers,
+                 "Extra worker threads that run only train jobs (0: train jobs share the job workers)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 4));
   app.add_option("--job-threads", opts->job_threads,
                  "LibTorch threads per AI job (1 keeps the API responsive on a 2-core machine; 0: all cores)")
       ->capture_default_str()
@@ -38,8 +43,7 @@ Run add_serve(CLI::App& app) {
   auto session_ttl = std::make_shared<std::string>("12h");
   app.add_option("--session-ttl", *session_ttl, "How long a login session lasts (e.g. 30m, 8h; 1s to 30 days)")
       ->capture_default_str();
-  app.add_flag("!--no-demo", opts->demo,
-               "Do not seed a newly created data folder with the synthetic demo cases");
+  app.add_flag("!--no-demo", opts->demo, "Do not seed a newly created data folder with the synthetic demo cases");
   app.add_option("--port-file", opts->port_file,
                  "Write the listening URL to this file once bound (for scripts and tests)");
   app.footer(

@@ -7,6 +7,7 @@
 
 #include "tumorlab/app/exporter.h"
 #include "tumorlab/app/importer.h"
+#include "tumorlab/app/jobs.h"
 
 namespace tumorlab::server {
 namespace {
@@ -42,8 +43,11 @@ void register_import_export_routes(Router& router, app::Lab& lab) {
                   "de-identified (PS3.15 basic profile, stable pseudonym per patient); each image is stored once; "
                   "a pre-segmentation job is queued per new case without a label. 201 with the cases; 200 when "
                   "everything was already stored; when no file could be imported, the first file's error (4xx, "
-                  "naming the file) and nothing is stored",
+                  "naming the file) and nothing is stored. With ?background=true the files are stored durably and "
+                  "an import job is queued instead: 202 with the job (its result is this answer; follow it at "
+                  "/api/jobs/{id}/events)",
        .query = {{"filename", "string", "name of the file sent as the raw body (its extension picks the format)"},
+                 {"background", "boolean", "true: import in a background job (202 with the job)"},
                  {"modality", "string", "modality of images that carry none (NIfTI, PNG, ...): CT, MR, PT"}},
        .request_type = "multipart/form-data",
        .request_schema =
@@ -66,6 +70,15 @@ void register_import_export_routes(Router& router, app::Lab& lab) {
          app::ImportOptions o;
          o.origin = "upload";
          o.modality = modality_param(req);
+         const std::string background = req.query_value("background").value_or("false");
+         if (background != "true" && background != "false" && background != "1" && background != "0")
+           throw Error(ErrorCode::BadArgument,
+                       "background: expected true or false, got '" + background.substr(0, 20) + "'");
+         if (background == "true" || background == "1") {
+           json job = app::queue_upload_import(*L, actor_of(req), parts, o);
+           app::notify_job_runners();
+           return Response::json_body(json{{"job", job}, {"cases", json::array()}, {"jobs", json::array({job})}}, 202);
+         }
          json r = app::import_uploads(*L, actor_of(req), parts, o);
          r["job"] = r["jobs"].empty() ? json() : r["jobs"][0];  // the web UI follows one job
          return Response::json_body(r, r["cases"].empty() ? 200 : 201);

@@ -55,6 +55,7 @@ int run_serve(const ServeOptions& options, std::ostream& out) {
   app::JobRunnerOptions jro;
   jro.workers = options.job_workers;
   jro.torch_threads = options.job_threads;
+  jro.training_workers = options.training_workers;
   app::JobRunner jobs(*lab, jro);
 
   std::atomic<bool> stopping{false};
@@ -77,6 +78,7 @@ int run_serve(const ServeOptions& options, std::ostream& out) {
   out << "tumorlab: serving " << router.routes().size() << " API routes and " << http.static_file_count()
       << " web files on " << url << " (data in " << lab->data_dir().string() << ")\n";
   out.flush();
+  jobs.start();  // before the port file: scripts and tests see a server whose runner has started
   if (!options.port_file.empty()) {
     std::string tmp = options.port_file + ".tmp";
     {
@@ -86,7 +88,6 @@ int run_serve(const ServeOptions& options, std::ostream& out) {
     }
     std::filesystem::rename(tmp, options.port_file);
   }
-  jobs.start();
   const int sig = serve_until_signal(http);
   stopping = true;
   if (!jobs.stop()) {

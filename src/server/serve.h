@@ -18,6 +18,8 @@ struct ServeOptions {
   // LibTorch threads per job.
   int job_workers = 1;
   int job_threads = 1;
+  // Extra worker threads that run only train jobs (so fine-tuning never holds up pre-segmentation).
+  int training_workers = 1;
   // Register the model bundles found where `tumorlab predict` looks (app::model_search_roots).
   bool register_models = true;
   // Seed a newly created data folder with the synthetic demo cases (app::seed_demo_cases).

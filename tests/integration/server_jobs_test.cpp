@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "server_process.h"
 #include "test_support.h"
 #include "tumorlab/io/image_io.h"
 #include "tumorlab/model/bundle.h"
@@ -120,67 +121,11 @@ Seed seed(const fs::path& data, const fs::path& scratch, int mr_cases) {
   return s;
 }
 
-// One `tumorlab serve` child with its own environment.
-class Server {
+// One `tumorlab serve` child with the test's models folder.
+class Server : public tumorlab::testing::ServeProcess {
  public:
-  Server(const fs::path& data, const fs::path& models, std::vector<std::string> extra = {}) {
-    url_file_ = data.parent_path() / "url";
-    log_ = data.parent_path() / ("serve-" + std::to_string(++starts_) + ".log");
-    std::vector<std::string> args{TUMORLAB_CLI,  "--log-level",
-                                  "info",        "serve",
-                                  "--data-dir",  data.string(),
-                                  "--host",      "127.0.0.1",
-                                  "--port",      "0",
-                                  "--port-file", url_file_.string(),
-                                  "--web-dir",   (data.parent_path() / "no-web").string()};
-    args.insert(args.end(), extra.begin(), extra.end());
-    fs::remove(url_file_);
-    pid_ = fork();
-    if (pid_ == 0) {
-      setenv("TUMORLAB_ADMIN_PASSWORD", kAdminPassword, 1);
-      setenv("TUMORLAB_MODELS_DIR", models.c_str(), 1);
-      FILE* f = freopen(log_.c_str(), "w", stderr);
-      (void)f;
-      dup2(fileno(stderr), STDOUT_FILENO);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    for (int i = 0; i < 1200 && !fs::exists(url_file_); ++i) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    std::ifstream in(url_file_);
-    std::string url;
-    std::getline(in, url);
-    if (url.empty()) ADD_FAILURE() << "server did not start; log:\n" << slurp(log_);
-    port_ = url.empty() ? 0 : std::stoi(url.substr(url.rfind(':') + 1));
-  }
-  ~Server() { stop(); }
-  int stop() {
-    if (pid_ <= 0) return exit_code_;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return exit_code_;
-  }
-  int port() const { return port_; }
-  std::string log() const { return slurp(log_); }
-
- private:
-  static inline int starts_ = 0;
-  pid_t pid_ = -1;
-  int port_ = 0;
-  int exit_code_ = -1;
-  fs::path url_file_, log_;
+  Server(const fs::path& data, const fs::path& models, std::vector<std::string> extra = {})
+      : ServeProcess(data, kAdminPassword, models, extra) {}
 };
 
 json parse(const httplib::Result& r) {
@@ -252,6 +197,31 @@ class JobsTest : public ::testing::Test {
     }
     ADD_FAILURE() << "job " << id << " did not reach " << until << ": " << j.dump() << "\n" << server_->log();
     return j;
+  }
+  // Five validated MR cases (an nnU-Net dataset imported with its labels by `tumorlab import`).
+  void import_tiny_dataset() {
+    const fs::path ds = tmp_ / "Dataset010_Tiny";
+    fs::create_directories(ds / "imagesTr");
+    fs::create_directories(ds / "labelsTr");
+    for (int n = 0; n < 5; ++n) {
+      Volume v(grid(), PixelType::Int16);
+      LabelMap l(grid());
+      const int ci = 12 + 4 * n, cj = 10 + 3 * n;
+      for (int64_t k = 0; k < 3; ++k)
+        for (int j = 0; j < 32; ++j)
+          for (int i = 0; i < 40; ++i) {
+            const bool in = (i - ci) * (i - ci) + (j - cj) * (j - cj) < 25;
+            v.data<int16_t>()[v.linear_index(i, j, k)] = static_cast<int16_t>(in ? 300 : 20 + (i * 7 + j * 3 + n) % 11);
+            if (in) l.at(i, j, k) = 1;
+          }
+      io::write_image(v, ds / "imagesTr" / ("tiny_" + std::to_string(n) + "_0000.nii.gz"));
+      io::write_label(l, ds / "labelsTr" / ("tiny_" + std::to_string(n) + ".nii.gz"));
+    }
+    std::ofstream(ds / "dataset.json") << R"({"channel_names": {"0": "T2w"}, "labels": {"background": 0, "lesion": 1},
+      "numTraining": 5, "file_ending": ".nii.gz"})";
+    const std::string cmd = std::string(TUMORLAB_CLI) + " import " + ds.string() + " --data-dir " + data_.string() +
+                            " --modality MR --no-presegment > " + (tmp_ / "import.log").string() + " 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(tmp_ / "import.log");
   }
   std::string case_path(const std::string& name, const std::string& rest = "") {
     return "/api/cases/" + std::to_string(seed_.cases.at(name)) + rest;
@@ -504,38 +474,23 @@ TEST_F(JobsTest, Sigterm_DuringBatch_JobRequeuedAtNextStart_NoCaseSegmentedTwice
 // registered but not active. A model whose channels the validated cases lack fails with the
 // channels named; an unknown model is 404.
 TEST_F(JobsTest, Train_FineTunesOnValidatedCases_NewVersionRegisteredNotActive) {
-  const fs::path ds = tmp_ / "Dataset010_Tiny";
-  fs::create_directories(ds / "imagesTr");
-  fs::create_directories(ds / "labelsTr");
-  for (int n = 0; n < 5; ++n) {
-    Volume v(grid(), PixelType::Int16);
-    LabelMap l(grid());
-    const int ci = 12 + 4 * n, cj = 10 + 3 * n;
-    for (int64_t k = 0; k < 3; ++k)
-      for (int j = 0; j < 32; ++j)
-        for (int i = 0; i < 40; ++i) {
-          const bool in = (i - ci) * (i - ci) + (j - cj) * (j - cj) < 25;
-          v.data<int16_t>()[v.linear_index(i, j, k)] = static_cast<int16_t>(in ? 300 : 20 + (i * 7 + j * 3 + n) % 11);
-          if (in) l.at(i, j, k) = 1;
-        }
-    io::write_image(v, ds / "imagesTr" / ("tiny_" + std::to_string(n) + "_0000.nii.gz"));
-    io::write_label(l, ds / "labelsTr" / ("tiny_" + std::to_string(n) + ".nii.gz"));
-  }
-  std::ofstream(ds / "dataset.json") << R"({"channel_names": {"0": "T2w"}, "labels": {"background": 0, "lesion": 1},
-    "numTraining": 5, "file_ending": ".nii.gz"})";
-  const std::string cmd = std::string(TUMORLAB_CLI) + " import " + ds.string() + " --data-dir " + data_.string() +
-                          " --modality MR --no-presegment > " + (tmp_ / "import.log").string() + " 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(tmp_ / "import.log");
+  import_tiny_dataset();
   start();
   const auto admin = login("admin", kAdminPassword);
   post("/api/jobs", admin, {{"type", "train"}, {"model", "nope"}}, 404);
   post("/api/jobs", admin, {{"type", "train"}, {"model", "tiny-mr"}, {"time_budget", "soon"}}, 400);
 
-  const json queued = post("/api/jobs", admin, {{"type", "train"}, {"model", "tiny-mr"}, {"epochs", 2}, {"iterations", 2}}, 202);
+  const json queued =
+      post("/api/jobs", admin, {{"type", "train"}, {"model", "tiny-mr"}, {"epochs", 2}, {"iterations", 2}}, 202);
   const json done = wait_job(queued.value("id", 0), admin);
   ASSERT_EQ(done.value("state", ""), "succeeded") << done.dump(2) << "\n" << server_->log();
   const json result = done["result"];
   EXPECT_EQ(result.value("epochs_done", 0), 2) << result.dump();
+  // The training curve (the dashboard plots it): one point per epoch from the run's log.
+  ASSERT_EQ(result["curve"].size(), 2u) << result.dump();
+  EXPECT_EQ(result["curve"][1].value("epoch", 0), 2);
+  EXPECT_GT(result["curve"][0].value("train_loss", 0.0), 0.0);
+  EXPECT_TRUE(result["curve"][0]["val_dice"].is_number());
   const std::string version = result.value("version", "");
   EXPECT_NE(version.find("-ft"), std::string::npos) << result.dump();
   EXPECT_TRUE(fs::exists(fs::path(result.value("bundle", "")) / "model.pt"));
@@ -555,4 +510,121 @@ TEST_F(JobsTest, Train_FineTunesOnValidatedCases_NewVersionRegisteredNotActive) 
   const json failed = wait_job(other.value("id", 0), admin);
   EXPECT_EQ(failed.value("state", ""), "failed");
   EXPECT_NE(failed.value("error", "").find("channels"), std::string::npos) << failed.dump();
+}
+
+// A long fine-tuning runs on its own lane (--training-workers, default 1): pre-segmentation on the
+// one job worker still goes through while it trains, and the train job can be cancelled.
+TEST_F(JobsTest, TrainingLane_PresegmentRunsWhileATrainJobRuns) {
+  seed_ = seed(data_, tmp_ / "scratch", 1);
+  import_tiny_dataset();
+  start();
+  const auto admin = login("admin", kAdminPassword);
+  const json train = post("/api/jobs", admin,
+                          {{"type", "train"}, {"model", "tiny-mr"}, {"epochs", 1000}, {"time_budget", "30m"}}, 202);
+  const std::int64_t train_id = train.value("id", 0);
+  ASSERT_EQ(wait_job(train_id, admin, "running").value("state", ""), "running");
+  const json pre = post(case_path("mr_1", "/presegment"), admin, json::object(), 202);
+  const json pre_done = wait_job(pre.value("id", 0), admin);
+  EXPECT_EQ(pre_done.value("state", ""), "succeeded") << pre_done.dump();
+  EXPECT_EQ(get("/api/jobs/" + std::to_string(train_id), admin).value("state", ""), "running")
+      << "the train job should still be training (1000 epochs)";
+  post("/api/jobs/" + std::to_string(train_id) + "/cancel", admin, json::object(), 200);
+  EXPECT_EQ(wait_job(train_id, admin).value("state", ""), "cancelled");
+}
+
+// POST /api/uploads?background=true: the files are kept durably and an import job imports them
+// as the uploader; a corrupt file fails the job naming the file and stores nothing; the incoming
+// folder is removed either way; a stray incoming folder is removed when the runner starts.
+TEST_F(JobsTest, BackgroundUpload_ImportJobImportsAsTheUploader_BadFileFailsNothingStored) {
+  seed_ = seed(data_, tmp_ / "scratch", 1);
+  const fs::path stray = data_ / "incoming" / "0123456789abcdef0123456789abcdef";
+  fs::create_directories(stray);
+  std::ofstream(stray / "u0.nii.gz") << "left behind";
+  start();
+  EXPECT_FALSE(fs::exists(stray)) << "a folder no import job refers to is swept at start";
+  const auto admin = login("admin", kAdminPassword);
+  const auto anna = login("anna", kAnnotatorPassword);
+  io::write_image(mr_image(), tmp_ / "upload.nii.gz");
+  const std::string bytes = slurp(tmp_ / "upload.nii.gz");
+  auto c = client();
+  const auto cases_before = get("/api/cases", admin).value("total", -1);
+
+  auto r = c.Post("/api/uploads?background=true&filename=upload.nii.gz&modality=MR", anna, bytes,
+                  "application/octet-stream");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403) << "annotators do not upload";
+  r = c.Post("/api/uploads?background=maybe&filename=upload.nii.gz", admin, bytes, "application/octet-stream");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+  r = c.Post("/api/uploads?background=true&filename=empty.nii.gz", admin, "", "application/octet-stream");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400) << r->body;
+
+  r = c.Post("/api/uploads?background=true&filename=upload.nii.gz&modality=MR", admin, bytes,
+             "application/octet-stream");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 202) << r->body;
+  const json job = parse(r)["job"];
+  EXPECT_EQ(job.value("type", ""), "import") << job.dump();
+  const json done = wait_job(job.value("id", 0), admin);
+  ASSERT_EQ(done.value("state", ""), "succeeded") << done.dump(2) << "\n" << server_->log();
+  ASSERT_EQ(done["result"]["cases"].size(), 1u) << done.dump();
+  const std::int64_t case_id = done["result"]["cases"][0].value("id", 0);
+  EXPECT_EQ(get("/api/cases/" + std::to_string(case_id), admin).value("name", ""), "upload");
+  EXPECT_EQ(get("/api/cases", admin).value("total", -1), cases_before + 1);
+  bool audited = false;
+  const json audit = get("/api/audit?action=import&limit=50", admin);
+  for (const auto& a : audit["items"])
+    audited = audited || (a.value("actor", "") == "admin" && a["case_id"] == case_id);
+  EXPECT_TRUE(audited) << "the import is audited as the uploader: " << audit.dump();
+
+  // The same bytes again: stored once, reported as skipped.
+  r = c.Post("/api/uploads?background=1&filename=again.nii.gz&modality=MR", admin, bytes, "application/octet-stream");
+  ASSERT_TRUE(r && r->status == 202);
+  const json again = wait_job(parse(r)["job"].value("id", 0), admin);
+  EXPECT_EQ(again.value("state", ""), "succeeded") << again.dump();
+  EXPECT_EQ(again["result"]["skipped"].size(), 1u) << again.dump();
+
+  // A corrupt file: accepted (202), the job fails naming it, nothing is stored.
+  r = c.Post("/api/uploads?background=true&filename=broken.nii.gz", admin, std::string(4000, 'x'),
+             "application/octet-stream");
+  ASSERT_TRUE(r && r->status == 202) << (r ? r->body : "");
+  const json bad = wait_job(parse(r)["job"].value("id", 0), admin);
+  EXPECT_EQ(bad.value("state", ""), "failed");
+  EXPECT_NE(bad.value("error", "").find("broken.nii.gz"), std::string::npos) << bad.dump();
+  EXPECT_EQ(get("/api/cases", admin).value("total", -1), cases_before + 1);
+  std::error_code ec;
+  EXPECT_TRUE(fs::is_empty(data_ / "incoming", ec)) << "incoming folders are removed after their job";
+}
+
+// POST /api/jobs {"type": "export"}: the validated cases as an nnU-Net dataset built in the
+// background; the result names the zip to download. Without validated cases the job fails.
+TEST_F(JobsTest, ExportJob_ZipDownloadable_NoValidatedCaseFails_RolesAndBadInput) {
+  seed_ = seed(data_, tmp_ / "scratch", 1);
+  start();
+  const auto admin = login("admin", kAdminPassword);
+  const auto anna = login("anna", kAnnotatorPassword);
+  post("/api/jobs", anna, {{"type", "export"}}, 403);
+  post("/api/jobs", admin, {{"type", "export"}, {"format", "dicom"}}, 400);
+  post("/api/jobs", admin, {{"type", "export"}, {"include_demo", "yes"}}, 400);
+  const json none = wait_job(post("/api/jobs", admin, {{"type", "export"}}, 202).value("id", 0), admin);
+  EXPECT_EQ(none.value("state", ""), "failed");
+  EXPECT_NE(none.value("error", "").find("validated"), std::string::npos) << none.dump();
+  server_->stop();
+
+  import_tiny_dataset();
+  start();
+  const auto admin2 = login("admin", kAdminPassword);
+  const json job = post("/api/jobs", admin2, {{"type", "export"}, {"name", "Dataset321_Tiny"}}, 202);
+  EXPECT_EQ(job.value("type", ""), "export");
+  const json done = wait_job(job.value("id", 0), admin2);
+  ASSERT_EQ(done.value("state", ""), "succeeded") << done.dump(2) << "\n" << server_->log();
+  EXPECT_EQ(done["result"].value("num_training", 0), 5) << done.dump();
+  const std::string download = done["result"].value("download", "");
+  ASSERT_FALSE(download.empty()) << done.dump();
+  auto c = client();
+  auto r = c.Get(download, admin2);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body.substr(0, 2), "PK") << "a zip";
 }
