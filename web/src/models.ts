@@ -246,11 +246,12 @@ export async function renderModels(ctx: AppContext): Promise<void> {
 
   await load()
   if (canTrain)
+    // Training uses the validated cases that are not synthetic demo cases.
     api
-      .metrics()
-      .then((s) => {
-        const n = ((s as { cases_by_status?: Record<string, number> }).cases_by_status ?? {}).validated ?? 0
-        validatedInfo.textContent = `${n} validated case${n === 1 ? '' : 's'} available`
+      .cases('status=validated&demo=false&limit=1')
+      .then((r) => {
+        const n = r.total
+        validatedInfo.textContent = `${n} validated case${n === 1 ? '' : 's'} to train on (demo cases are left out)`
       })
       .catch(() => undefined)
   api
