@@ -553,7 +553,8 @@ std::string other_image_nii(const fs::path& scratch) {
 
 json case_names(httplib::Client& c, const httplib::Headers& h) {
   json names = json::array();
-  for (const auto& it : parse(c.Get("/api/cases?limit=500", h))["items"]) names.push_back(it["name"]);
+  const json list = parse(c.Get("/api/cases?limit=500", h));  // kept alive for the loop
+  for (const auto& it : list["items"]) names.push_back(it["name"]);
   return names;
 }
 
