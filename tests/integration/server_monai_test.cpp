@@ -818,3 +818,38 @@ TEST_F(MonaiDicomTest, InferDicomSeg_OnDicomUpload_SegReferencesDeidentifiedSeri
   ASSERT_FALSE(audit["items"].empty());
   EXPECT_EQ(audit["items"][0]["outcome"], "failed");
 }
+
+// The same on a real MR series (../shared/data/dicom/mr-brain-20slice, skipped when absent): the
+// SEG of a real, de-identified series lines up with its grid and carries exactly the model's label.
+TEST_F(MonaiDicomTest, InferDicomSeg_SharedMrSeries_ReadsBackAsTheLabel) {
+  TUMORLAB_REQUIRE_SHARED_DATA();
+  const fs::path src = tumorlab::testing::shared_data_dir() / "dicom" / "mr-brain-20slice";
+  if (!fs::is_directory(src)) GTEST_SKIP() << "no " << src;
+  io::zip_folder(src, tmp_ / "mr.zip");
+  auto c = client();
+  auto rita = login("rita", kReviewerPassword);
+  auto [type, body] = monai_multipart({{"params", "{}"}}, {{"file", "mr.zip", slurp(tmp_ / "mr.zip")}});
+  auto up = c.Put("/datastore/?image=mr", rita, body, type.c_str());
+  ASSERT_TRUE(up);
+  ASSERT_EQ(up->status, 200) << up->body;
+  const std::string name = parse(up)["image"];
+  auto [t2, b2] = monai_multipart({{"params", "{}"}}, {});
+  auto nii = c.Post("/infer/tiny-seg?image=" + name + "&output=image", rita, b2, t2.c_str());
+  auto seg = c.Post("/infer/tiny-seg?image=" + name + "&output=dicom_seg", rita, b2, t2.c_str());
+  ASSERT_TRUE(nii && seg);
+  ASSERT_EQ(nii->status, 200) << nii->body;
+  ASSERT_EQ(seg->status, 200) << seg->body.substr(0, 300);
+  const fs::path seg_file = tmp_ / "scratch" / "mr-seg.dcm";
+  const fs::path nii_file = tmp_ / "scratch" / "mr-label.nii.gz";
+  std::ofstream(seg_file, std::ios::binary) << seg->body;
+  std::ofstream(nii_file, std::ios::binary) << nii->body;
+  const LabelMap want = io::read_label(nii_file);
+  io::DicomSeriesInfo ref;
+  ref.series_instance_uid = io::dicom_seg_referenced_series(seg_file);
+  ref.geometry = want.geometry();
+  const LabelMap got = io::read_dicom_seg(seg_file, ref);
+  ASSERT_EQ(got.voxel_count(), want.voxel_count());
+  int64_t differ = 0;
+  for (int64_t n = 0; n < want.voxel_count(); ++n) differ += got.voxels()[n] != (want.voxels()[n] == 1 ? 1 : 0);
+  EXPECT_EQ(differ, 0) << "of " << want.voxel_count() << " voxels, foreground " << want.count_nonzero();
+}
