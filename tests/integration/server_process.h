@@ -1,8 +1,8 @@
 #pragma once
 // A real `tumorlab serve` child process for the integration tests: its own data folder, port 0
-// (the bound URL comes back through --port-file), TUMORLAB_ADMIN_PASSWORD and TUMORLAB_MODELS_DIR
-// set for it, stdout and stderr in a log beside the data folder. stop() sends SIGTERM and returns
-// the exit code. Header-only (each test executable includes it once).
+// (the bound URL comes back through --port-file <data>.url), TUMORLAB_ADMIN_PASSWORD and
+// TUMORLAB_MODELS_DIR set for it, stdout and stderr in <data>.log (started afresh by each start).
+// stop() sends SIGTERM and returns the exit code; kill_hard() sends SIGKILL. Header-only.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -29,17 +29,19 @@ inline std::string slurp_file(const std::filesystem::path& p) {
 class ServeProcess {
  public:
   // `models` empty: TUMORLAB_MODELS_DIR is not set.
+  // `web_dir` empty: a folder that does not exist (no web UI).
   ServeProcess(const std::filesystem::path& data, const std::string& admin_password,
-               const std::filesystem::path& models = {}, const std::vector<std::string>& extra = {}) {
-    url_file_ = data.parent_path() / "url";
-    log_ = data.parent_path() / ("serve-" + std::to_string(++starts_) + ".log");
+               const std::filesystem::path& models = {}, const std::vector<std::string>& extra = {},
+               const std::filesystem::path& web_dir = {}) {
+    url_file_ = data.parent_path() / (data.filename().string() + ".url");
+    log_ = data.parent_path() / (data.filename().string() + ".log");
     std::vector<std::string> args{TUMORLAB_CLI,  "--log-level",
                                   "info",        "serve",
                                   "--data-dir",  data.string(),
                                   "--host",      "127.0.0.1",
                                   "--port",      "0",
                                   "--port-file", url_file_.string(),
-                                  "--web-dir",   (data.parent_path() / "no-web").string()};
+                                  "--web-dir",   web_dir.empty() ? (data.parent_path() / "no-web").string() : web_dir.string()};
     args.insert(args.end(), extra.begin(), extra.end());
     std::filesystem::remove(url_file_);
     pid_ = fork();
@@ -64,10 +66,9 @@ class ServeProcess {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     std::ifstream in(url_file_);
-    std::string url;
-    std::getline(in, url);
-    if (url.empty()) ADD_FAILURE() << "server did not start; log:\n" << slurp_file(log_);
-    port_ = url.empty() ? 0 : std::stoi(url.substr(url.rfind(':') + 1));
+    std::getline(in, url_);
+    if (url_.empty()) ADD_FAILURE() << "server did not start; log:\n" << slurp_file(log_);
+    port_ = url_.empty() ? 0 : std::stoi(url_.substr(url_.rfind(':') + 1));
   }
   ~ServeProcess() { stop(); }
   ServeProcess(const ServeProcess&) = delete;
@@ -82,6 +83,14 @@ class ServeProcess {
     exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return exit_code_;
   }
+  // SIGKILL: no chance to finish anything.
+  void kill_hard() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
   // True while the child has not exited (a crash shows here).
   bool alive() {
     if (pid_ <= 0) return false;
@@ -94,13 +103,14 @@ class ServeProcess {
     return true;
   }
   int port() const { return port_; }
+  const std::string& url() const { return url_; }
   std::string log() const { return slurp_file(log_); }
 
  private:
-  static inline int starts_ = 0;
   pid_t pid_ = -1;
   int port_ = 0;
   int exit_code_ = -1;
+  std::string url_;
   std::filesystem::path url_file_, log_;
 };
 

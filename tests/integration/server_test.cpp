@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "server_process.h"
 #include "test_support.h"
 #include "tumorlab/app/cases.h"
 #include "tumorlab/io/image_io.h"
@@ -128,80 +129,18 @@ Seeded seed(const fs::path& data_dir, const fs::path& scratch) {
   return s;
 }
 
-// One `tumorlab serve` child process.
-class ServerProcess {
+// One `tumorlab serve` child process. The seeded job must stay queued (cancel tests), so no job
+// runs here (the runner: server_jobs_test.cpp).
+class ServerProcess : public tumorlab::testing::ServeProcess {
  public:
-  explicit ServerProcess(const fs::path& data_dir, std::vector<std::string> extra = {}, const fs::path& web_dir = {}) {
-    port_file_ = data_dir.parent_path() / (data_dir.filename().string() + ".url");
-    log_ = data_dir.parent_path() / (data_dir.filename().string() + ".log");
-    std::vector<std::string> args{
-        TUMORLAB_CLI,  "--log-level",
-        "info",        "serve",
-        "--data-dir",  data_dir.string(),
-        "--host",      "127.0.0.1",
-        "--port",      "0",
-        "--port-file", port_file_.string(),
-        "--web-dir",   web_dir.empty() ? (data_dir.parent_path() / "no-web").string() : web_dir.string(),
-        // The seeded job must stay queued (cancel tests); the runner: server_jobs_test.cpp.
-        "--job-workers", "0"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    fs::remove(port_file_);  // a restart must not read the previous run's URL
-    pid_ = fork();
-    if (pid_ == 0) {
-      setenv("TUMORLAB_ADMIN_PASSWORD", kAdminPassword, 1);
-      FILE* f = freopen(log_.c_str(), "w", stderr);
-      (void)f;
-      dup2(fileno(stderr), STDOUT_FILENO);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    // Wait for the URL (start-up includes opening the store and hashing the admin password).
-    for (int i = 0; i < 1200 && !fs::exists(port_file_); ++i) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    std::ifstream in(port_file_);
-    std::getline(in, url_);
-    if (url_.empty()) ADD_FAILURE() << "server did not start; log:\n" << slurp(log_);
-    port_ = url_.empty() ? 0 : std::stoi(url_.substr(url_.rfind(':') + 1));
-  }
-  ~ServerProcess() { stop(); }
-
-  // SIGTERM and wait; returns the exit code (-1 if killed by a signal).
-  int stop() {
-    if (pid_ <= 0) return exit_code_;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return exit_code_;
-  }
-  // SIGKILL: no chance to finish anything.
-  void kill_hard() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-  int port() const { return port_; }
-  const std::string& url() const { return url_; }
-  std::string log() const { return slurp(log_); }
+  explicit ServerProcess(const fs::path& data_dir, std::vector<std::string> extra = {}, const fs::path& web_dir = {})
+      : ServeProcess(data_dir, kAdminPassword, {}, with_no_jobs(std::move(extra)), web_dir) {}
 
  private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-  int exit_code_ = -1;
-  std::string url_;
-  fs::path port_file_, log_;
+  static std::vector<std::string> with_no_jobs(std::vector<std::string> extra) {
+    extra.insert(extra.begin(), {"--job-workers", "0"});
+    return extra;
+  }
 };
 
 json parse(const httplib::Result& r) {
