@@ -882,7 +882,11 @@ JobRunner::~JobRunner() {
 void JobRunner::start() {
   if (!impl_->threads.empty()) return;
   if (impl_->options.workers <= 0) return;
-  sweep_incoming(impl_->lab);
+  try {
+    sweep_incoming(impl_->lab);
+  } catch (const std::exception& e) {  // leftovers stay until the next start; jobs still run
+    log_warn(std::string("jobs: cannot sweep DIR/incoming: ") + e.what());
+  }
   const int training = std::max(0, impl_->options.training_workers);
   for (int i = 0; i < impl_->options.workers + training; ++i) {
     ++impl_->alive;
