@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "cli_run.h"
+#include "server_process.h"
 #include "test_support.h"
 #include "tumorlab/app/exporter.h"
 #include "tumorlab/app/importer.h"
@@ -325,67 +326,23 @@ TEST(ImportExport, NnunetDataset_GroundTruth_ExportRoundTrip) {
 
 namespace {
 
-class Server {
+// No job worker: jobs stay queued where the tests count them.
+class Server : public tumorlab::testing::ServeProcess {
  public:
-  Server(const fs::path& data_dir, std::vector<std::string> extra) {
-    port_file_ = data_dir.string() + ".url";
-    log_ = data_dir.string() + ".log";
-    std::vector<std::string> args{TUMORLAB_CLI,    "--log-level",
-                                  "info",          "serve",
-                                  "--data-dir",    data_dir.string(),
-                                  "--host",        "127.0.0.1",
-                                  "--port",        "0",
-                                  "--port-file",   port_file_.string(),
-                                  "--web-dir",     (data_dir.string() + "-noweb"),
-                                  "--job-workers", "0"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    fs::remove(port_file_);
-    pid_ = fork();
-    if (pid_ == 0) {
-      setenv("TUMORLAB_ADMIN_PASSWORD", kAdminPassword, 1);
-      FILE* f = freopen(log_.c_str(), "a", stderr);
-      (void)f;
-      dup2(fileno(stderr), STDOUT_FILENO);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    for (int i = 0; i < 2400 && !fs::exists(port_file_); ++i) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    std::ifstream in(port_file_);
-    std::string url;
-    std::getline(in, url);
-    if (url.empty()) ADD_FAILURE() << "server did not start; log:\n" << slurp(log_);
-    port_ = url.empty() ? 0 : std::stoi(url.substr(url.rfind(':') + 1));
-  }
-  ~Server() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int status = 0;
-      waitpid(pid_, &status, 0);
-    }
-  }
+  Server(const fs::path& data_dir, std::vector<std::string> extra)
+      : ServeProcess(data_dir, kAdminPassword, {}, with_no_jobs(std::move(extra))) {}
   httplib::Client client() const {
-    httplib::Client c("127.0.0.1", port_);
+    httplib::Client c("127.0.0.1", port());
     c.set_read_timeout(120, 0);
     c.set_write_timeout(120, 0);
     return c;
   }
-  int port() const { return port_; }
-  std::string log() const { return slurp(log_); }
 
  private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-  fs::path port_file_, log_;
+  static std::vector<std::string> with_no_jobs(std::vector<std::string> extra) {
+    extra.insert(extra.begin(), {"--job-workers", "0"});
+    return extra;
+  }
 };
 
 json parse(const httplib::Result& r) {

@@ -22,6 +22,7 @@
 #include <sstream>
 #include <thread>
 
+#include "server_process.h"
 #include "test_support.h"
 #include "tumorlab/app/cases.h"
 #include "tumorlab/app/jobs.h"
@@ -130,56 +131,12 @@ Seeded seed(const fs::path& data_dir, const fs::path& scratch) {
   return s;
 }
 
-class ServerProcess {
+// No job worker: the /train/ test checks the queue (a worker would start the training;
+// server_jobs_test runs one end to end).
+class ServerProcess : public tumorlab::testing::ServeProcess {
  public:
-  explicit ServerProcess(const fs::path& data_dir) {
-    port_file_ = data_dir.parent_path() / "monai.url";
-    log_ = data_dir.parent_path() / "monai.log";
-    std::vector<std::string> args{TUMORLAB_CLI, "--log-level", "info", "serve", "--data-dir", data_dir.string(),
-                                  "--host", "127.0.0.1", "--port", "0", "--port-file", port_file_.string(), "--web-dir",
-                                  (data_dir.parent_path() / "no-web").string(),
-                                  // No job worker: the /train/ test checks the queue (a worker would
-                                  // start the training; server_jobs_test runs one end to end).
-                                  "--job-workers", "0"};
-    pid_ = fork();
-    if (pid_ == 0) {
-      setenv("TUMORLAB_ADMIN_PASSWORD", kAdminPassword, 1);
-      FILE* f = freopen(log_.c_str(), "w", stderr);
-      (void)f;
-      dup2(fileno(stderr), STDOUT_FILENO);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    for (int i = 0; i < 1200 && !fs::exists(port_file_); ++i) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    std::ifstream in(port_file_);
-    std::string url;
-    std::getline(in, url);
-    if (url.empty()) ADD_FAILURE() << "server did not start; log:\n" << slurp(log_);
-    port_ = url.empty() ? 0 : std::stoi(url.substr(url.rfind(':') + 1));
-  }
-  ~ServerProcess() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-  }
-  int port() const { return port_; }
-  std::string log() const { return slurp(log_); }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-  fs::path port_file_, log_;
+  explicit ServerProcess(const fs::path& data_dir)
+      : ServeProcess(data_dir, kAdminPassword, {}, {"--job-workers", "0"}) {}
 };
 
 json parse(const httplib::Result& r) {
