@@ -22,12 +22,6 @@ namespace S = schema;
 
 // A form field: a multipart part without a filename, or a urlencoded field (httplib merges
 // those into the query).
-std::optional<std::string> form_value(const Request& req, const std::string& name) {
-  auto it = req.form.find(name);
-  if (it != req.form.end()) return it->second;
-  return req.query_value(name);
-}
-
 // The "params" form field as a JSON object ({} when absent or empty).
 json params_field(const Request& req) {
   auto it = req.form.find("params");
@@ -123,12 +117,12 @@ void register_monai_routes(Router& router, app::Lab& lab, const std::string& ver
        .errors = {E::BadArgument, E::Unauthenticated, E::TooManyRequests},
        .csrf_exempt = true,
        .handler = [L](Request& req) {
-         auto user = form_value(req, "username");
-         auto password = form_value(req, "password");
+         auto user = req.form_or_query("username");
+         auto password = req.form_or_query("password");
          if (!user || user->empty() || !password || password->empty())
            throw Error(E::BadArgument,
                        "form fields username and password: required (application/x-www-form-urlencoded)");
-         auto grant = form_value(req, "grant_type");
+         auto grant = req.form_or_query("grant_type");
          if (grant && !grant->empty() && *grant != "password")
            throw Error(E::BadArgument, "form field grant_type: only password is supported");
          auto r = app::login(*L, *user, *password, req.remote_addr);

@@ -16,11 +16,7 @@ using E = ErrorCode;
 namespace S = schema;
 
 std::string modality_param(const Request& req) {
-  std::optional<std::string> m = req.query_value("modality");
-  if (!m) {
-    auto it = req.form.find("modality");
-    if (it != req.form.end()) m = it->second;
-  }
+  const std::optional<std::string> m = req.form_or_query("modality");
   if (!m || m->empty()) return "";
   if (m->size() > 8 || m->find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ") != std::string::npos)
     throw Error(ErrorCode::BadArgument,

@@ -69,6 +69,9 @@ struct Request {
 
   std::string header(const std::string& lower_name) const;
   std::optional<std::string> query_value(const std::string& name) const;
+  // A multipart/form-data or urlencoded form field, else the query parameter of that name
+  // (clients such as MONAI Label's send either).
+  std::optional<std::string> form_or_query(const std::string& name) const;
   // Path parameter as a positive id: Error(NotFound) naming the parameter when it is not one
   // (an id that cannot exist is simply not found).
   std::int64_t id_param(const std::string& name) const;

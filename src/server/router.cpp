@@ -66,6 +66,12 @@ std::optional<std::string> Request::query_value(const std::string& name) const {
   return it->second;
 }
 
+std::optional<std::string> Request::form_or_query(const std::string& name) const {
+  auto it = form.find(name);
+  if (it != form.end()) return it->second;
+  return query_value(name);
+}
+
 std::int64_t Request::id_param(const std::string& name) const {
   auto it = path_params.find(name);
   if (it == path_params.end()) throw Error(ErrorCode::Internal, "route has no path parameter " + name);
