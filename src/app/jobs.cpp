@@ -104,6 +104,23 @@ store::AuditEntry actor_audit(const Actor& actor, std::string action, std::optio
   return a;
 }
 
+// Queues a job owned by `actor` and audits it ("job.enqueue" with the job's id and type, plus
+// `detail`) in the caller's transaction. Returns the job id.
+Id enqueue_audited(store::WriteTxn& t, const Actor& actor, store::JobType type, store::JobPriority priority,
+                   const json& params, std::optional<Id> case_id = std::nullopt, json detail = json::object()) {
+  store::NewJob nj;
+  nj.type = type;
+  nj.priority = priority;
+  nj.owner_user_id = actor.user_id;
+  nj.case_id = case_id;
+  nj.params_json = params.dump();
+  const store::Job j = t.enqueue_job(nj);
+  detail["job_id"] = j.id;
+  detail["type"] = std::string(store::to_string(type));
+  t.append_audit(actor_audit(actor, "job.enqueue", case_id, std::move(detail)));
+  return j.id;
+}
+
 json job_api(Lab& lab, Id job_id) {
   return get_job(lab, Actor{}, job_id);
 }
@@ -354,15 +371,7 @@ json request_presegment(Lab& lab, const Actor& actor, std::int64_t case_id, cons
       if ((j.state == store::JobState::Queued || j.state == store::JobState::Running) && !j.cancel_requested &&
           parse_object(j.params_json).value("model", "") == model)
         return j.id;
-    store::NewJob nj;
-    nj.type = store::JobType::Presegment;
-    nj.priority = store::JobPriority::Interactive;
-    nj.owner_user_id = actor.user_id;
-    nj.case_id = case_id;
-    nj.params_json = params.dump();
-    const store::Job j = t.enqueue_job(nj);
-    t.append_audit(actor_audit(actor, "job.enqueue", case_id, {{"job_id", j.id}, {"type", "presegment"}}));
-    return j.id;
+    return enqueue_audited(t, actor, store::JobType::Presegment, store::JobPriority::Interactive, params, case_id);
   });
   notify_job_runners();
   return job_api(lab, job_id);
@@ -392,15 +401,8 @@ json request_train_job(Lab& lab, const Actor& actor, const json& body) {
     bool known = false;
     for (const auto& m : t.list_models()) known = known || m.name == name;
     if (!known) throw Error(ErrorCode::NotFound, "model '" + name.substr(0, 80) + "' is not registered");
-    store::NewJob nj;
-    nj.type = store::JobType::Train;
-    nj.priority = store::JobPriority::Train;
-    nj.owner_user_id = actor.user_id;
-    nj.params_json = params.dump();
-    const store::Job j = t.enqueue_job(nj);
-    t.append_audit(
-        actor_audit(actor, "job.enqueue", std::nullopt, {{"job_id", j.id}, {"type", "train"}, {"model", name}}));
-    return j.id;
+    return enqueue_audited(t, actor, store::JobType::Train, store::JobPriority::Train, params, std::nullopt,
+                           {{"model", name}});
   });
   notify_job_runners();
   return job_api(lab, job_id);
@@ -422,14 +424,7 @@ json request_export_job(Lab& lab, const Actor& actor, const json& body) {
     params["include_demo"] = body["include_demo"];
   }
   const Id job_id = lab.store().write([&](store::WriteTxn& t) -> Id {
-    store::NewJob nj;
-    nj.type = store::JobType::Export;
-    nj.priority = store::JobPriority::Batch;
-    nj.owner_user_id = actor.user_id;
-    nj.params_json = params.dump();
-    const store::Job j = t.enqueue_job(nj);
-    t.append_audit(actor_audit(actor, "job.enqueue", std::nullopt, {{"job_id", j.id}, {"type", "export"}}));
-    return j.id;
+    return enqueue_audited(t, actor, store::JobType::Export, store::JobPriority::Batch, params);
   });
   notify_job_runners();
   return job_api(lab, job_id);
@@ -483,15 +478,8 @@ json request_job(Lab& lab, const Actor& actor, const json& body) {
     }
     json p = params;
     p["case_ids"] = list;
-    store::NewJob nj;
-    nj.type = store::JobType::PredictBatch;
-    nj.priority = store::JobPriority::Batch;
-    nj.owner_user_id = actor.user_id;
-    nj.params_json = p.dump();
-    const store::Job j = t.enqueue_job(nj);
-    t.append_audit(actor_audit(actor, "job.enqueue", std::nullopt,
-                               {{"job_id", j.id}, {"type", "predict_batch"}, {"cases", list.size()}}));
-    return j.id;
+    return enqueue_audited(t, actor, store::JobType::PredictBatch, store::JobPriority::Batch, p, std::nullopt,
+                           {{"cases", list.size()}});
   });
   notify_job_runners();
   return job_api(lab, job_id);
