@@ -3,11 +3,15 @@
 # predicts every validation case of split.json with `tumorlab predict` and scores it with
 # `tumorlab evaluate` against the dataset's labelsTr. Patients (cases with a non-empty label)
 # and controls (empty label) are summarised separately as well as together.
-# Usage: scripts/evaluate_model.sh MODEL_DIR DATASET_DIR OUT_DIR [extra predict options...]
+# Usage: scripts/evaluate_model.sh MODEL_DIR DATASET_DIR OUT_DIR [--record] [extra predict options...]
+#   --record  also store the summary in MODEL_DIR/bundle.json as "evaluation" (with the date and the
+#             predict options), which the server shows on its models screen
 # Example: scripts/evaluate_model.sh models/mip-pet-2d ../shared/data/Dataset001_MIPPET build/eval/mip
 set -euo pipefail
 model="$1" dataset="$2" out="$3"
 shift 3
+record=0
+if [ "${1:-}" = "--record" ]; then record=1; shift; fi
 bin="${TUMORLAB_BIN:-build/ci/src/cli/tumorlab}"
 split="$model/split.json"
 [ -f "$split" ] || { echo "evaluate_model: $split not found (the bundle's held-out split)" >&2; exit 2; }
@@ -59,4 +63,25 @@ summary = {
 json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
 print(json.dumps(summary, indent=2))
 EOF
+if [ "$record" = 1 ]; then
+  python3 - "$model" "$out" "$(basename "$dataset")" "$*" <<'EOF'
+import datetime, json, os, sys
+model, out, dataset, settings = sys.argv[1:]
+s = json.load(open(os.path.join(out, "summary.json")))
+path = os.path.join(model, "bundle.json")
+b = json.load(open(path))
+ev = {k: s[k] for k in ("cases", "patients", "controls", "patients_mean_dice", "patients_median_dice",
+                        "patients_mean_hd95_mm", "patients_mean_lesion_f1", "controls_with_false_positive")}
+ev = {k: (None if isinstance(v, float) and v != v else v) for k, v in ev.items()}  # NaN is not JSON
+ev.update({"dataset": dataset, "split": "split.json validation (held out from training)",
+           "settings": settings or "default", "measured": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")})
+b["evaluation"] = ev
+tmp = path + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(b, f, indent=2)
+    f.write("\n")
+os.replace(tmp, path)
+print(f"evaluate_model: recorded in {path}")
+EOF
+fi
 echo "evaluate_model: predict took $(python3 -c "print(round($end - $start, 1))") s for all cases; results in $out"

@@ -17,18 +17,6 @@ json user_json(const store::User& u) {
               {"created_ms", u.created_ms}};
 }
 
-store::AuditEntry audit_entry(const Actor& a, std::string action, std::string outcome = "ok",
-                              json detail = json::object()) {
-  store::AuditEntry e;
-  if (a.user_id > 0) e.user_id = a.user_id;
-  e.actor = a.username.empty() ? "anonymous" : a.username;
-  e.action = std::move(action);
-  e.outcome = std::move(outcome);
-  if (!a.ip.empty()) detail["ip"] = a.ip;
-  e.detail_json = detail.dump();
-  return e;
-}
-
 void require_admin(const Actor& actor, const char* what) {
   if (!actor.is_admin()) throw Error(ErrorCode::Forbidden, std::string(what) + ": admin only");
 }
@@ -47,7 +35,7 @@ LoginResult login(Lab& lab, const std::string& username, const std::string& pass
   who.ip = ip;
   std::int64_t wait = st.read([&](store::ReadTxn& t) { return t.login_retry_after_ms(username, ip); });
   if (wait > 0) {
-    st.audit(audit_entry(who, "login", "denied", {{"reason", "throttled"}}));
+    st.audit(audit_entry(who, "login", std::nullopt, {{"reason", "throttled"}}, "denied"));
     out.status = LoginResult::Status::Throttled;
     out.retry_after_ms = wait;
     return out;
@@ -56,7 +44,7 @@ LoginResult login(Lab& lab, const std::string& username, const std::string& pass
   if (!user) {
     st.write([&](store::WriteTxn& t) {
       t.record_login_failure(username, ip);
-      t.append_audit(audit_entry(who, "login", "denied", {{"reason", "bad credentials"}}));
+      t.append_audit(audit_entry(who, "login", std::nullopt, {{"reason", "bad credentials"}}, "denied"));
     });
     out.status = LoginResult::Status::BadCredentials;
     return out;
@@ -104,7 +92,7 @@ json create_user(Lab& lab, const Actor& actor, const json& body) {
   std::string password = json_string(body, "password");
   auto& st = lab.store();
   store::User u = st.create_user(username, role, password);
-  st.audit(audit_entry(actor, "admin.user_add", "ok",
+  st.audit(audit_entry(actor, "admin.user_add", std::nullopt,
                        {{"username", username}, {"role", std::string(store::to_string(role))}}));
   return user_json(u);
 }
@@ -130,7 +118,7 @@ json update_user(Lab& lab, const Actor& actor, std::int64_t user_id, const json&
     if (role) changed["role"] = std::string(store::to_string(*role));
     if (disabled) changed["disabled"] = *disabled;
     changed["username"] = u.username;
-    t.append_audit(audit_entry(actor, "admin.user_update", "ok", changed));
+    t.append_audit(audit_entry(actor, "admin.user_update", std::nullopt, changed));
     return t.get_user(user_id);
   });
   return user_json(u);

@@ -106,18 +106,6 @@ json job_json(const store::Job& j) {
               {"result", result}};
 }
 
-store::AuditEntry audit(const Actor& a, std::string action, std::optional<Id> case_id = std::nullopt,
-                        json detail = json::object(), std::string outcome = "ok") {
-  store::AuditEntry e;
-  if (a.user_id > 0) e.user_id = a.user_id;
-  e.actor = a.username.empty() ? "anonymous" : a.username;
-  e.action = std::move(action);
-  e.case_id = case_id;
-  e.outcome = std::move(outcome);
-  e.detail_json = detail.dump();
-  return e;
-}
-
 bool may_edit(const Actor& a, const store::Case& c) {
   if (a.is_reviewer_or_admin()) return true;
   return !c.assignee_user_id || *c.assignee_user_id == a.user_id;
@@ -256,7 +244,7 @@ json get_case(Lab& lab, const Actor& actor, std::int64_t case_id) {
     o.revisions = t.list_revisions(case_id).size();
     return o;
   });
-  st.audit(audit(actor, "view", case_id));
+  st.audit(audit_entry(actor, "view", case_id));
   auto names = usernames(lab);
   json j = case_json(o.c, names);
   j["image"] = image_json(o.im);
@@ -295,7 +283,7 @@ json case_history(Lab& lab, const Actor& actor, std::int64_t case_id) {
 FileDownload image_file(Lab& lab, const Actor& actor, std::int64_t case_id) {
   auto& st = lab.store();
   auto im = st.read([&](store::ReadTxn& t) { return t.get_image(t.get_case(case_id).image_id); });
-  st.audit(audit(actor, "download", case_id, {{"what", "image"}, {"image_id", im.id}}));
+  st.audit(audit_entry(actor, "download", case_id, {{"what", "image"}, {"image_id", im.id}}));
   return FileDownload{im.path, "case-" + std::to_string(case_id) + "-image.nii.gz", "application/gzip"};
 }
 
@@ -315,7 +303,7 @@ FileDownload uncertainty_file(Lab& lab, const Actor& actor, std::int64_t case_id
   std::string path = uncertainty_path(lab, ai->sha256);
   if (!fs::exists(path))
     throw Error(ErrorCode::NotFound, "case " + std::to_string(case_id) + " has no uncertainty map");
-  st.audit(audit(actor, "download", case_id, {{"what", "uncertainty"}, {"revision_id", ai->id}}));
+  st.audit(audit_entry(actor, "download", case_id, {{"what", "uncertainty"}, {"revision_id", ai->id}}));
   return FileDownload{path, "case-" + std::to_string(case_id) + "-uncertainty.nii.gz", "application/gzip"};
 }
 
@@ -386,7 +374,7 @@ json get_revision(Lab& lab, const Actor& actor, std::int64_t case_id, std::int64
 FileDownload revision_file(Lab& lab, const Actor& actor, std::int64_t case_id, std::int64_t revision_id) {
   auto& st = lab.store();
   auto r = st.read([&](store::ReadTxn& t) { return revision_of_case(t, case_id, revision_id); });
-  st.audit(audit(actor, "download", case_id, {{"what", "label"}, {"revision_id", revision_id}}));
+  st.audit(audit_entry(actor, "download", case_id, {{"what", "label"}, {"revision_id", revision_id}}));
   return FileDownload{r.path, "case-" + std::to_string(case_id) + "-rev-" + std::to_string(revision_id) + ".nii.gz",
                       "application/gzip"};
 }
@@ -430,7 +418,7 @@ json save_revision(Lab& lab, const Actor& actor, const SaveRevisionRequest& req)
   auto rev = st.write([&](store::WriteTxn& t) {
     auto r = t.add_revision(nr);
     t.append_audit(
-        audit(actor, "save", c.id,
+        audit_entry(actor, "save", c.id,
               {{"kind", req.kind}, {"voxels", nr.voxel_count}, {"revision_id", r.id}, {"sha256", r.sha256}}));
     // Saving starts (or resumes) work on the case; the time spent is added.
     auto now = t.get_case(c.id);
@@ -490,7 +478,7 @@ json change_status(Lab& lab, const Actor& actor, std::int64_t case_id, const jso
   store::Case c = st.read([&](store::ReadTxn& t) { return t.get_case(case_id); });
   const bool review = to == store::CaseStatus::Validated || to == store::CaseStatus::Rejected;
   if (review && !actor.is_reviewer_or_admin()) {
-    st.audit(audit(actor, "status", case_id, {{"to", std::string(store::to_string(to))}}, "denied"));
+    st.audit(audit_entry(actor, "status", case_id, {{"to", std::string(store::to_string(to))}}, "denied"));
     throw Error(ErrorCode::Forbidden,
                 "status " + std::string(store::to_string(to)) + ": only reviewers and admins may validate or reject");
   }
@@ -499,7 +487,7 @@ json change_status(Lab& lab, const Actor& actor, std::int64_t case_id, const jso
     auto before = t.get_case(case_id);
     auto after = t.set_case_status(case_id, to, actor.user_id, comment, expected);
     t.append_audit(
-        audit(actor, "status", case_id,
+        audit_entry(actor, "status", case_id,
               {{"from", std::string(store::to_string(before.status))}, {"to", std::string(store::to_string(to))}}));
     return after;
   });
@@ -524,7 +512,7 @@ json assign_case(Lab& lab, const Actor& actor, std::int64_t case_id, const json&
       if (u.disabled) throw Error(ErrorCode::Conflict, "user_id: user " + std::to_string(*who) + " is disabled");
     }
     auto after = t.assign_case(case_id, who, actor.user_id);
-    t.append_audit(audit(actor, "assign", case_id, {{"user_id", opt(who)}}));
+    t.append_audit(audit_entry(actor, "assign", case_id, {{"user_id", opt(who)}}));
     return after;
   });
   return case_json(updated, usernames(lab));
@@ -564,7 +552,7 @@ json cancel_job(Lab& lab, const Actor& actor, std::int64_t job_id) {
       throw Error(ErrorCode::Conflict, "job " + std::to_string(job_id) + " already ended (" +
                                            std::string(store::to_string(job.state)) + ")");
     auto after = t.request_job_cancel(job_id);
-    t.append_audit(audit(actor, "job.cancel", job.case_id, {{"job_id", job_id}}));
+    t.append_audit(audit_entry(actor, "job.cancel", job.case_id, {{"job_id", job_id}}));
     return after;
   });
   return job_json(j);
@@ -600,7 +588,7 @@ json activate_model(Lab& lab, const Actor& actor, std::int64_t model_id) {
   if (!actor.is_admin()) throw Error(ErrorCode::Forbidden, "activate model: admin only");
   auto m = lab.store().write([&](store::WriteTxn& t) {
     auto after = t.activate_model(model_id);
-    t.append_audit(audit(actor, "admin.model_activate", std::nullopt,
+    t.append_audit(audit_entry(actor, "admin.model_activate", std::nullopt,
                          {{"model_id", model_id}, {"name", after.name}, {"version", after.version}}));
     return after;
   });
@@ -684,7 +672,8 @@ json metrics_summary(Lab& lab, const Actor& actor) {
                {"status", std::string(store::to_string(r.c.status))},
                {"editing_seconds", r.c.editing_seconds},
                {"dice_ai_vs_current", nullptr},
-               {"model", nullptr}};
+               {"model", nullptr},
+               {"final_ms", r.current ? json(r.current->created_ms) : json(nullptr)}};
     if (r.c.editing_seconds > 0) {
       editing_sum += r.c.editing_seconds;
       ++editing_n;

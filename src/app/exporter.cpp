@@ -22,17 +22,6 @@ using store::Id;
 
 namespace {
 
-store::AuditEntry audit_entry(const Actor& a, const std::string& action, std::optional<Id> case_id,
-                              const json& detail) {
-  store::AuditEntry e;
-  if (a.user_id > 0) e.user_id = a.user_id;
-  e.actor = a.username.empty() ? "system" : a.username;
-  e.action = action;
-  e.case_id = case_id;
-  e.detail_json = detail.dump();
-  return e;
-}
-
 std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   if (!in) throw Error(ErrorCode::IoFailure, "cannot read " + p.filename().string());
@@ -144,16 +133,24 @@ json export_nnunet(Lab& lab, const Actor& actor, const NnunetExportRequest& req)
           skipped.push_back(json{{"case_id", c.id}, {"name", c.name}, {"reason", "no label revision"}});
           continue;
         }
-        items.push_back(Item{c, t.get_image(c.image_id), t.get_revision(*c.current_revision_id)});
+        store::Image image = t.get_image(c.image_id);
+        if (req.accept) {
+          if (auto why = req.accept(image)) {
+            skipped.push_back(json{{"case_id", c.id}, {"name", c.name}, {"reason", *why}});
+            continue;
+          }
+        }
+        items.push_back(Item{c, std::move(image), t.get_revision(*c.current_revision_id)});
       }
       if (page.items.size() < static_cast<std::size_t>(f.limit)) break;
     }
   });
-  std::vector<std::string> channels;
+  std::vector<std::string> channels = req.channel_names;
   std::vector<const Item*> chosen;
   for (const auto& it : items) {
-    if (chosen.empty()) channels = it.image.channel_names;
-    if (it.image.channel_names != channels) {
+    if (chosen.empty() && req.channel_names.empty()) channels = it.image.channel_names;
+    if (req.channel_names.empty() ? it.image.channel_names != channels
+                                  : it.image.channel_names.size() != channels.size()) {
       skipped.push_back(json{{"case_id", it.c.id},
                              {"name", it.c.name},
                              {"reason", "channels differ from the dataset's (" + json(it.image.channel_names).dump() +

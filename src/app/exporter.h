@@ -6,11 +6,18 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "tumorlab/app/cases.h"
 #include "tumorlab/app/lab.h"
+
+namespace tumorlab::store {
+struct Image;
+}
 
 namespace tumorlab::app {
 
@@ -30,6 +37,12 @@ struct NnunetExportRequest {
   std::filesystem::path output;                      // the dataset folder; must not exist (or be empty)
   std::string dataset_name = "Dataset500_tumorlab";  // DatasetNNN_Name
   bool include_demo = false;                         // demo cases are left out unless asked for
+  // Only the validated cases whose image this accepts (nullopt) are written; the others are listed
+  // in "skipped" with the reason it gives. Unset: every validated case.
+  std::function<std::optional<std::string>(const store::Image&)> accept;
+  // dataset.json's channel names (e.g. a model's, for its fine-tuning). Empty: those of the first
+  // case, and cases with other channel names are left out.
+  std::vector<std::string> channel_names;
 };
 // Writes every validated case with a current revision: imagesTr/<case>_<XXXX>.nii.gz (one file
 // per channel, channel order of the image), labelsTr/<case>.nii.gz (the current revision),

@@ -519,18 +519,12 @@ class Importer {
         nj.params_json = json{{"origin", options_.origin}}.dump();
         job = t.enqueue_job(nj);
       }
-      store::AuditEntry a;
-      a.user_id = by;
-      a.actor = actor_.username.empty() ? "system" : actor_.username;
-      a.action = "import";
-      a.case_id = c.id;
       json detail{{"origin", options_.origin}, {"format", p.format},      {"demo", p.demo},
                   {"image_id", image.id},      {"sha256", stored.sha256}, {"modality", p.modality}};
       if (!p.dataset.empty()) detail["dataset"] = p.dataset;
       if (revision_id) detail["revision_id"] = *revision_id;
       if (job) detail["job_id"] = job->id;
-      a.detail_json = detail.dump();
-      t.append_audit(a);
+      t.append_audit(audit_entry(actor_, "import", c.id, std::move(detail)));
       c = t.get_case(c.id);
     });
     if (duplicate_of) {
@@ -764,12 +758,8 @@ json queue_upload_import(Lab& lab, const Actor& actor, const std::vector<UploadP
       nj.owner_user_id = actor.user_id > 0 ? std::optional<Id>(actor.user_id) : std::nullopt;
       nj.params_json = params.dump();
       const store::Job j = t.enqueue_job(nj);
-      store::AuditEntry a;
-      if (actor.user_id > 0) a.user_id = actor.user_id;
-      a.actor = actor.username.empty() ? "system" : actor.username;
-      a.action = "job.enqueue";
-      a.detail_json = json{{"job_id", j.id}, {"type", "import"}, {"files", files.size()}}.dump();
-      t.append_audit(a);
+      t.append_audit(audit_entry(actor, "job.enqueue", std::nullopt,
+                                 {{"job_id", j.id}, {"type", "import"}, {"files", files.size()}}));
       return j.id;
     });
   } catch (...) {

@@ -75,6 +75,26 @@ std::vector<std::string> json_strings(const json& j) {
   return out;
 }
 
+// How an image fits a registered model (its metadata: "channels", "modality"): Exact when the
+// channel names are the model's; Generic when the image's names say nothing (a NIfTI upload:
+// "channel0") but the count and a known modality agree; None otherwise.
+enum class ModelFit { None, Generic, Exact };
+ModelFit model_fit(const store::Image& image, const json& model_metadata) {
+  const std::string modality = canonical_modality(image.modality);
+  const std::vector<std::string> channels = json_strings(model_metadata.value("channels", json::array()));
+  if (channels.size() != image.channel_names.size()) return ModelFit::None;
+  const std::string model_modality = canonical_modality(model_metadata.value("modality", ""));
+  if (!modality.empty() && !model_modality.empty() && modality != model_modality) return ModelFit::None;
+  bool exact = true, generic = true;
+  for (std::size_t c = 0; c < channels.size(); ++c) {
+    if (channel_key(channels[c]) != channel_key(image.channel_names[c])) exact = false;
+    if (!generic_channel_name(image.channel_names[c])) generic = false;
+  }
+  // An image without a modality is matched on its channel names only.
+  if (exact) return ModelFit::Exact;
+  return generic && !modality.empty() ? ModelFit::Generic : ModelFit::None;
+}
+
 json parse_object(const std::string& text) {
   try {
     json j = json::parse(text);
@@ -94,16 +114,6 @@ store::AuditEntry system_audit(std::string action, std::optional<Id> case_id, js
   return a;
 }
 
-store::AuditEntry actor_audit(const Actor& actor, std::string action, std::optional<Id> case_id, json detail) {
-  store::AuditEntry a;
-  a.user_id = actor.user_id;
-  a.actor = actor.username;
-  a.action = std::move(action);
-  a.case_id = case_id;
-  a.detail_json = detail.dump();
-  return a;
-}
-
 // Queues a job owned by `actor` and audits it ("job.enqueue" with the job's id and type, plus
 // `detail`) in the caller's transaction. Returns the job id.
 Id enqueue_audited(store::WriteTxn& t, const Actor& actor, store::JobType type, store::JobPriority priority,
@@ -117,7 +127,7 @@ Id enqueue_audited(store::WriteTxn& t, const Actor& actor, store::JobType type, 
   const store::Job j = t.enqueue_job(nj);
   detail["job_id"] = j.id;
   detail["type"] = std::string(store::to_string(type));
-  t.append_audit(actor_audit(actor, "job.enqueue", case_id, std::move(detail)));
+  t.append_audit(audit_entry(actor, "job.enqueue", case_id, std::move(detail)));
   return j.id;
 }
 
@@ -218,7 +228,8 @@ json register_models(Lab& lab, const std::vector<fs::path>& roots) {
                 {"tumorlab_version", meta.tumorlab_version},
                 {"torch_version", meta.torch_version},
                 {"created", meta.created},
-                {"training", meta.training}};
+                {"training", meta.training},
+                {"evaluation", meta.evaluation}};
         auto outcome = lab.store().write([&](store::WriteTxn& t) -> json {
           for (const auto& m : t.list_models())
             if (m.name == name && m.version == version) return json{{"existing", m.id}, {"path", m.path}};
@@ -272,23 +283,12 @@ std::optional<ModelChoice> choose_model(Lab& lab, std::int64_t case_id, const st
     if (why) *why = "no " + std::string(version.empty() ? "active model named " : "model ") + model;
     return std::nullopt;
   }
-  const std::string modality = canonical_modality(image.modality);
   std::optional<store::Model> generic_match;
   for (const auto& m : models) {
     if (!m.active) continue;
-    const json md = parse_object(m.metadata_json);
-    const std::vector<std::string> channels = json_strings(md.value("channels", json::array()));
-    if (channels.size() != image.channel_names.size()) continue;
-    const std::string model_modality = canonical_modality(md.value("modality", ""));
-    if (!modality.empty() && !model_modality.empty() && modality != model_modality) continue;
-    bool exact = true, generic = true;
-    for (std::size_t c = 0; c < channels.size(); ++c) {
-      if (channel_key(channels[c]) != channel_key(image.channel_names[c])) exact = false;
-      if (!generic_channel_name(image.channel_names[c])) generic = false;
-    }
-    // An image without a modality is matched on its channel names only.
-    if (exact) return to_choice(m);
-    if (generic && !modality.empty() && !generic_match) generic_match = m;
+    const ModelFit fit = model_fit(image, parse_object(m.metadata_json));
+    if (fit == ModelFit::Exact) return to_choice(m);
+    if (fit == ModelFit::Generic && !generic_match) generic_match = m;
   }
   if (generic_match) return to_choice(*generic_match);
   if (why)
@@ -656,7 +656,23 @@ json run_train(const JobContext& ctx) {
     NnunetExportRequest er;
     er.output = dataset;
     er.dataset_name = "Dataset999_finetune";
-    export_nnunet(ctx.lab, system, er);
+    // The validated cases this model reads, as pre-segmentation chooses them (a NIfTI upload's
+    // "channel0" fits a one-channel model of its modality), under the model's channel names.
+    const json model_md = parse_object(base->metadata_json);
+    er.accept = [&](const store::Image& image) -> std::optional<std::string> {
+      if (model_fit(image, model_md) != ModelFit::None) return std::nullopt;
+      return "does not fit " + name + " (modality " + (image.modality.empty() ? "unknown" : image.modality) +
+             ", channels " + list_text(image.channel_names) + ")";
+    };
+    for (const auto& c : plans.channels) er.channel_names.push_back(c.name);
+    try {
+      export_nnunet(ctx.lab, system, er);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::EmptyInput) throw;
+      throw Error(ErrorCode::EmptyInput, "train job: no validated case fits " + name + " (modality " +
+                                             plans.modality + ", channels " + list_text(er.channel_names) +
+                                             "; demo cases are left out)");
+    }
   }
   // The dataset's channels must be the model's, in order.
   std::ifstream in(dataset / "dataset.json");
@@ -690,10 +706,44 @@ json run_train(const JobContext& ctx) {
   if (o.epochs < 1 || o.epochs > 1000) throw Error(ErrorCode::BadArgument, "train job: params.epochs must be 1..1000");
   if (o.iterations_per_epoch < 0 || o.iterations_per_epoch > 10000)
     throw Error(ErrorCode::BadArgument, "train job: params.iterations must be 1..10000");
-  // Cancel and shutdown reach the trainer through its flag (it saves last/ and returns).
+  // Cancel and shutdown reach the trainer through its flag (it stops at the next iteration, saves
+  // last/ and returns): from the epoch reports below, and within half a second from a watcher that
+  // reads the job's row (an epoch can take minutes).
   std::atomic<bool> stop_training{false};
-  bool cancelled = false, interrupted = false;
+  std::atomic<bool> cancelled{false}, interrupted{false};
   o.cancel = &stop_training;
+  struct Watcher {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+    std::thread thread;
+    ~Watcher() {
+      {
+        std::lock_guard<std::mutex> lock(m);
+        done = true;
+      }
+      cv.notify_all();
+      if (thread.joinable()) thread.join();
+    }
+  } watcher;
+  watcher.thread = std::thread([&] {
+    std::unique_lock<std::mutex> lock(watcher.m);
+    while (!watcher.cv.wait_for(lock, std::chrono::milliseconds(500), [&] { return watcher.done; })) {
+      if (ctx.stopping) {
+        interrupted = true;
+        stop_training = true;
+        continue;
+      }
+      try {
+        if (ctx.lab.store().read([&](store::ReadTxn& t) { return t.get_job(ctx.job.id).cancel_requested; })) {
+          cancelled = true;
+          stop_training = true;
+        }
+      } catch (const std::exception&) {
+        // A busy or failing store read is retried on the next tick; the epoch report checks too.
+      }
+    }
+  });
   o.on_epoch = [&](const model::EpochReport& r) {
     try {
       ctx.progress(0.05 + 0.9 * r.epoch / std::max(1, r.epochs), "training: " + format_epoch(r));
@@ -720,6 +770,7 @@ json run_train(const JobContext& ctx) {
               {"from_version", base->version},
               {"version", version},
               {"bundle", out.string()},
+              {"cases", ds.value("numTraining", 0)},
               {"epochs_done", t.result.epochs_done},
               {"finished", t.result.finished},
               {"best_pseudo_dice", t.result.best_val_dice},

@@ -98,4 +98,18 @@ Geometry Lab::image_geometry(std::int64_t image_id) {
   return v.geometry();
 }
 
+
+store::AuditEntry audit_entry(const Actor& actor, std::string action, std::optional<std::int64_t> case_id,
+                              nlohmann::json detail, std::string outcome) {
+  store::AuditEntry e;
+  if (actor.user_id > 0) e.user_id = actor.user_id;
+  e.actor = actor.username.empty() ? "anonymous" : actor.username;
+  e.action = std::move(action);
+  e.case_id = case_id;
+  e.outcome = std::move(outcome);
+  if (!actor.ip.empty() && detail.is_object()) detail["ip"] = actor.ip;
+  e.detail_json = detail.dump();
+  return e;
+}
+
 }  // namespace tumorlab::app

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -15,6 +16,7 @@
 
 namespace tumorlab::store {
 class Store;
+struct AuditEntry;
 }
 
 namespace tumorlab::app {
@@ -48,6 +50,12 @@ struct Actor {
   bool is_admin() const { return role == "admin"; }
   bool is_reviewer_or_admin() const { return role == "admin" || role == "reviewer"; }
 };
+
+// The audit row of an action by `actor`: its user id (when a user), its name ("anonymous" when it
+// has none), the case, the outcome ("ok", "denied", "failed") and `detail` (a JSON object, never
+// patient identifiers), with the client's address added when the action came over HTTP.
+store::AuditEntry audit_entry(const Actor& actor, std::string action, std::optional<std::int64_t> case_id = std::nullopt,
+                              nlohmann::json detail = nlohmann::json::object(), std::string outcome = "ok");
 
 class Lab {
  public:

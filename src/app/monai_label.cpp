@@ -30,18 +30,6 @@ namespace {
 
 constexpr const char* kNiftiExt = ".nii.gz";
 
-store::AuditEntry audit_entry(const Actor& a, std::string action, std::optional<Id> case_id, const json& detail,
-                              std::string outcome = "ok") {
-  store::AuditEntry e;
-  if (a.user_id > 0) e.user_id = a.user_id;
-  e.actor = a.username.empty() ? "anonymous" : a.username;
-  e.action = std::move(action);
-  e.case_id = case_id;
-  e.outcome = std::move(outcome);
-  e.detail_json = detail.dump();
-  return e;
-}
-
 json parse_object(const std::string& text) {
   try {
     json j = json::parse(text);

@@ -63,7 +63,7 @@ BundleMetadata make_bundle_metadata(const Plans& plans, const std::string& versi
 }
 
 json to_json(const BundleMetadata& m) {
-  return {{"format", m.format},
+  json j{{"format", m.format},
           {"format_version", m.format_version},
           {"name", m.name},
           {"version", m.version},
@@ -73,6 +73,8 @@ json to_json(const BundleMetadata& m) {
           {"labels", m.labels},
           {"created", m.created},
           {"training", m.training}};
+  if (!m.evaluation.is_null()) j["evaluation"] = m.evaluation;
+  return j;
 }
 
 BundleMetadata bundle_metadata_from_json(const json& j, const std::string& source) {
@@ -110,6 +112,11 @@ BundleMetadata bundle_metadata_from_json(const json& j, const std::string& sourc
   field("labels", m.labels, false);
   field("created", m.created, false);
   if (j.contains("training")) m.training = j["training"];
+  if (j.contains("evaluation")) {
+    if (!j["evaluation"].is_object() && !j["evaluation"].is_null())
+      throw Error(ErrorCode::InvalidDataset, source + ".evaluation: expected an object (held-out figures) or null");
+    m.evaluation = j["evaluation"];
+  }
   return m;
 }
 

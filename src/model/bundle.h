@@ -44,6 +44,10 @@ struct BundleMetadata {
   std::map<std::string, int> labels;     // label name -> value (as plans.json)
   std::string created;                   // ISO 8601 UTC, e.g. "2024-05-01T12:00:00Z"
   nlohmann::json training = nlohmann::json::object();  // free-form training summary
+  // Held-out evaluation recorded by scripts/evaluate_model.sh --record (free-form: cases,
+  // patients_mean_dice, patients_median_dice, patients_mean_hd95_mm, patients_mean_lesion_f1,
+  // measured, settings); null when the bundle has not been evaluated.
+  nlohmann::json evaluation = nullptr;
 };
 
 // Metadata for a bundle of `plans`: name, channels and labels from the plans; tumorlab and

@@ -528,30 +528,91 @@ try {
     await small.getByTestId('compare').click()
     await sleep(400)
     await shot(small, '17-viewer-uploaded-pet-ai-1366')
+
+    // a second uploaded PET case, then both validated by the reviewer (through the API: the
+    // validate button itself is exercised above), so fine-tuning below has real cases to train on
+    await small.goto(base + '/#/upload')
+    await small.getByTestId('upload-dropzone').waitFor()
+    const png2 = fs.readdirSync(petDir).filter((f) => f.endsWith('_0000.png'))[1]
+    const nii2 = path.join(work, 'UPLOAD-pet-mip-2.nii.gz')
+    const conv2 = spawnSync(tumorlab, ['convert', path.join(petDir, png2), nii2], { encoding: 'utf8' })
+    if (conv2.status !== 0) throw new Error(`tumorlab convert ${png2}: ${conv2.stderr}`)
+    await small.getByTestId('upload-modality').selectOption('PT')
+    await small.getByTestId('upload-input').setInputFiles(nii2)
+    await small.getByTestId('upload-case-link').first().waitFor({ timeout: 120000 })
+    const newId2 = Number(await small.getByTestId('upload-case-link').first().getAttribute('data-case-id'))
+    const jobId2 = Number(await small.getByTestId('upload-row').first().getAttribute('data-job-id'))
+    if (jobId2) await waitJob(annaToken, jobId2)
+    const ritaToken = await apiLogin('rita', REVIEWER_PW)
+    for (const id of [newId, newId2])
+      for (const st of ['in_progress', 'submitted', 'validated']) {
+        const r = await call(ritaToken, 'POST', `/api/cases/${id}/status`, { status: st })
+        if (!r.ok) throw new Error(`case ${id} status ${st}: ${r.status} ${await r.text()}`)
+      }
   }
 
-  // models screen (reviewer, 1366x768): fine-tune action offered, no activate; a fine-tune job
-  // started here streams its progress and ends with the server's answer (the seeded cases are
-  // synthetic demo cases, left out of training, so there is no validated case to train on)
-  await small.getByTestId('nav-models').click()
+  // models screen (reviewer, 1366x768): fine-tune action offered, no activate; a short fine-tune
+  // of mip-pet-2d on the two validated uploaded cases streams its progress, succeeds and registers
+  // a new inactive version; a second, long one is cancelled from its job row
+  await small.goto(base + '/#/models')
   await small.getByTestId('model-row').first().waitFor()
   {
     check('a reviewer is offered fine-tuning but not activation', (await small.getByTestId('train-model').count()) >= 2 && (await small.getByTestId('activate-model').count()) === 0)
-    await small.getByTestId('train-epochs').fill('1')
+    const heldOutText = await small.locator('[data-testid=model-row][data-model-name="lgg-flair-3d"] [data-testid=model-heldout]').textContent()
+    const lggBundle = JSON.parse(fs.readFileSync(path.join(path.dirname(web), 'models', 'lgg-flair-3d', 'bundle.json'), 'utf8'))
+    check(
+      "the models screen shows a bundle's recorded held-out Dice",
+      lggBundle.evaluation ? heldOutText.includes(lggBundle.evaluation.patients_mean_dice.toFixed(3)) : /model card/.test(heldOutText),
+      `"${heldOutText}", bundle.json evaluation ${JSON.stringify(lggBundle.evaluation ?? null)}`
+    )
+    await small.waitForFunction(() => /^2 validated/.test(document.querySelector('[data-testid=train-validated]')?.textContent ?? ''), null, { timeout: 10000 }).catch(() => undefined)
+    await small.getByTestId('train-epochs').fill('2')
+    await small.getByTestId('train-iterations').fill('3')
+    const versionsBefore = await small.locator('[data-testid=model-row][data-model-name="mip-pet-2d"]').count()
     await small.locator(`[data-testid=model-row][data-model-name="mip-pet-2d"][data-model-version="1"] [data-testid=train-model]`).click()
     const jobRow = small.getByTestId('job-row').first()
     await jobRow.waitFor()
     const trainJobId = Number(await jobRow.getAttribute('data-job-id'))
-    await small.waitForFunction((id) => ['succeeded', 'failed', 'cancelled'].includes(document.querySelector(`[data-testid=job-row][data-job-id="${id}"]`)?.dataset.state ?? ''), trainJobId, { timeout: 240000 })
+    await small.waitForFunction((id) => ['succeeded', 'failed', 'cancelled'].includes(document.querySelector(`[data-testid=job-row][data-job-id="${id}"]`)?.dataset.state ?? ''), trainJobId, { timeout: 300000 })
     await small.waitForFunction((id) => (document.querySelector(`[data-testid=job-row][data-job-id="${id}"] [data-testid=job-outcome]`)?.textContent ?? '') !== '', trainJobId)
     const tj = await getJson(annaToken, `/api/jobs/${trainJobId}`)
     const shownOutcome = await jobRow.getByTestId('job-outcome').textContent()
+    await small.waitForFunction((n) => document.querySelectorAll('[data-testid=model-row][data-model-name="mip-pet-2d"]').length > n, versionsBefore, { timeout: 10000 }).catch(() => undefined)
+    const newVersionRow = small.locator(`[data-testid=model-row][data-model-name="mip-pet-2d"][data-model-version="${tj.result?.version}"]`)
     check(
-      'fine-tune from the models screen queues a train job of that model and shows how it ended (the server\'s error when it fails)',
-      tj.type === 'train' && (tj.state === 'succeeded' ? /succeeded/.test(shownOutcome) : tj.state === 'failed' && shownOutcome.includes(String(tj.error).slice(0, 40))),
-      `job ${trainJobId} ${tj.state}: UI says "${shownOutcome}"`
+      'fine-tune from the models screen (2 epochs x 3 iterations) trains on the 2 validated cases, succeeds, and its new inactive version appears',
+      tj.type === 'train' && tj.state === 'succeeded' && tj.result?.cases === 2 && tj.result?.epochs_done === 2 && tj.result?.curve?.length === 2 && /succeeded/.test(shownOutcome) && shownOutcome.includes(tj.result.version) && (await newVersionRow.count()) === 1 && (await newVersionRow.getAttribute('data-active')) === '0',
+      `job ${trainJobId} ${tj.state} ${tj.error ?? ''}: UI says "${shownOutcome}"; result ${JSON.stringify({ version: tj.result?.version, cases: tj.result?.cases, epochs: tj.result?.epochs_done, curve: tj.result?.curve?.length })}`
     )
     await shot(small, '18-models-reviewer-1366')
+
+    // cancel: a long fine-tune, cancelled from its row while it runs
+    await small.getByTestId('train-epochs').fill('200')
+    await small.getByTestId('train-iterations').fill('')
+    await small.locator(`[data-testid=model-row][data-model-name="mip-pet-2d"][data-model-version="1"] [data-testid=train-model]`).click()
+    await small.waitForFunction((prev) => Number(document.querySelector('[data-testid=job-row]')?.dataset.jobId) !== prev, trainJobId)
+    const longRow = small.getByTestId('job-row').first()
+    const longId = Number(await longRow.getAttribute('data-job-id'))
+    await small.waitForFunction((id) => document.querySelector(`[data-testid=job-row][data-job-id="${id}"]`)?.dataset.state === 'running', longId, { timeout: 60000 })
+    await longRow.getByTestId('job-cancel').click()
+    await small.waitForFunction((id) => ['succeeded', 'failed', 'cancelled'].includes(document.querySelector(`[data-testid=job-row][data-job-id="${id}"]`)?.dataset.state ?? ''), longId, { timeout: 120000 })
+    const cj = await getJson(annaToken, `/api/jobs/${longId}`)
+    const cancelShown = await longRow.getByTestId('job-outcome').textContent()
+    check(
+      'a running fine-tune job is cancelled from its row: the job ends "cancelled", the row says so and loses its cancel button',
+      cj.state === 'cancelled' && /cancelled/.test(cancelShown) && (await longRow.getByTestId('job-cancel').count()) === 0,
+      `job ${longId} ${cj.state}: UI says "${cancelShown}"`
+    )
+
+    // the dashboard now draws the training curve and the Dice trend per model version
+    await small.goto(base + '/#/dashboard')
+    await small.getByTestId('chart-status').waitFor()
+    await sleep(500)
+    check(
+      "dashboard draws the fine-tune job's training curve and the Dice-over-time chart",
+      (await small.locator('[data-testid=chart-training] canvas').count()) === 1 && (await small.locator('[data-testid=chart-dice-time] canvas').count()) === 1
+    )
+    await shot(small, '22-dashboard-training-1366')
   }
 
   // PET MIP (2D): inverted grayscale by default

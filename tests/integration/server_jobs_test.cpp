@@ -198,9 +198,11 @@ class JobsTest : public ::testing::Test {
     ADD_FAILURE() << "job " << id << " did not reach " << until << ": " << j.dump() << "\n" << server_->log();
     return j;
   }
-  // Five validated MR cases (an nnU-Net dataset imported with its labels by `tumorlab import`).
-  void import_tiny_dataset() {
-    const fs::path ds = tmp_ / "Dataset010_Tiny";
+  // Five validated cases (an nnU-Net dataset imported with its labels by `tumorlab import`), MR with
+  // a T2w channel unless asked otherwise.
+  void import_tiny_dataset(const std::string& channel = "T2w", const std::string& modality = "MR",
+                           const std::string& prefix = "tiny") {
+    const fs::path ds = tmp_ / ("Dataset010_" + prefix);
     fs::create_directories(ds / "imagesTr");
     fs::create_directories(ds / "labelsTr");
     for (int n = 0; n < 5; ++n) {
@@ -214,13 +216,15 @@ class JobsTest : public ::testing::Test {
             v.data<int16_t>()[v.linear_index(i, j, k)] = static_cast<int16_t>(in ? 300 : 20 + (i * 7 + j * 3 + n) % 11);
             if (in) l.at(i, j, k) = 1;
           }
-      io::write_image(v, ds / "imagesTr" / ("tiny_" + std::to_string(n) + "_0000.nii.gz"));
-      io::write_label(l, ds / "labelsTr" / ("tiny_" + std::to_string(n) + ".nii.gz"));
+      io::write_image(v, ds / "imagesTr" / (prefix + "_" + std::to_string(n) + "_0000.nii.gz"));
+      io::write_label(l, ds / "labelsTr" / (prefix + "_" + std::to_string(n) + ".nii.gz"));
     }
-    std::ofstream(ds / "dataset.json") << R"({"channel_names": {"0": "T2w"}, "labels": {"background": 0, "lesion": 1},
+    std::ofstream(ds / "dataset.json") << R"({"channel_names": {"0": ")" << channel
+                                       << R"("}, "labels": {"background": 0, "lesion": 1},
       "numTraining": 5, "file_ending": ".nii.gz"})";
     const std::string cmd = std::string(TUMORLAB_CLI) + " import " + ds.string() + " --data-dir " + data_.string() +
-                            " --modality MR --no-presegment > " + (tmp_ / "import.log").string() + " 2>&1";
+                            " --modality " + modality + " --no-presegment > " + (tmp_ / "import.log").string() +
+                            " 2>&1";
     ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(tmp_ / "import.log");
   }
   std::string case_path(const std::string& name, const std::string& rest = "") {
@@ -512,15 +516,35 @@ TEST_F(JobsTest, Train_FineTunesOnValidatedCases_NewVersionRegisteredNotActive) 
   EXPECT_NE(failed.value("error", "").find("channels"), std::string::npos) << failed.dump();
 }
 
+// Cases whose channel names say nothing ("0000": a NIfTI upload) are trained on by a model of
+// their modality with as many channels, under the model's channel names, as pre-segmentation
+// chooses; validated cases of another modality are left out.
+TEST_F(JobsTest, Train_GenericChannelCasesOfTheModelsModalityAreUsed_OtherModalitiesLeftOut) {
+  import_tiny_dataset("0000", "MR", "upl");
+  import_tiny_dataset("0000", "CT", "ctx");
+  start();
+  const auto admin = login("admin", kAdminPassword);
+  const json queued =
+      post("/api/jobs", admin, {{"type", "train"}, {"model", "tiny-mr"}, {"epochs", 1}, {"iterations", 1}}, 202);
+  const json done = wait_job(queued.value("id", 0), admin);
+  ASSERT_EQ(done.value("state", ""), "succeeded") << done.dump(2) << "\n" << server_->log();
+  EXPECT_EQ(done["result"].value("cases", 0), 5) << "the five MR cases, not the five CT ones: " << done.dump();
+  std::ifstream in(data_ / "training" / ("job-" + std::to_string(queued.value("id", 0))) / "dataset" / "dataset.json");
+  const json ds = json::parse(in, nullptr, false);
+  EXPECT_EQ(ds["channel_names"]["0"], "T2w") << ds.dump();
+}
+
 // A long fine-tuning runs on its own lane (--training-workers, default 1): pre-segmentation on the
-// one job worker still goes through while it trains, and the train job can be cancelled.
+// one job worker still goes through while it trains, and the train job can be cancelled in the
+// middle of an epoch (10000 iterations: the cancel must not wait for the epoch's end).
 TEST_F(JobsTest, TrainingLane_PresegmentRunsWhileATrainJobRuns) {
   seed_ = seed(data_, tmp_ / "scratch", 1);
   import_tiny_dataset();
   start();
   const auto admin = login("admin", kAdminPassword);
-  const json train = post("/api/jobs", admin,
-                          {{"type", "train"}, {"model", "tiny-mr"}, {"epochs", 1000}, {"time_budget", "30m"}}, 202);
+  const json train = post(
+      "/api/jobs", admin,
+      {{"type", "train"}, {"model", "tiny-mr"}, {"epochs", 1000}, {"iterations", 10000}, {"time_budget", "30m"}}, 202);
   const std::int64_t train_id = train.value("id", 0);
   ASSERT_EQ(wait_job(train_id, admin, "running").value("state", ""), "running");
   const json pre = post(case_path("mr_1", "/presegment"), admin, json::object(), 202);
@@ -529,7 +553,14 @@ TEST_F(JobsTest, TrainingLane_PresegmentRunsWhileATrainJobRuns) {
   EXPECT_EQ(get("/api/jobs/" + std::to_string(train_id), admin).value("state", ""), "running")
       << "the train job should still be training (1000 epochs)";
   post("/api/jobs/" + std::to_string(train_id) + "/cancel", admin, json::object(), 200);
-  EXPECT_EQ(wait_job(train_id, admin).value("state", ""), "cancelled");
+  const json cancelled = wait_job(train_id, admin);
+  EXPECT_EQ(cancelled.value("state", ""), "cancelled") << cancelled.dump();
+  // Stopped inside the first epoch: the run's log has its header and no epoch row.
+  std::ifstream log_csv(data_ / "training" / ("job-" + std::to_string(train_id)) / "run" / "log.csv");
+  std::string line;
+  int rows = 0;
+  while (std::getline(log_csv, line)) rows += line.rfind("epoch,", 0) != 0 && !line.empty();
+  EXPECT_EQ(rows, 0) << "the cancel waited for an epoch of 10000 iterations to end";
 }
 
 // POST /api/uploads?background=true: the files are kept durably and an import job imports them

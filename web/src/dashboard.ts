@@ -22,7 +22,8 @@ const STATUS_COLORS: Record<string, string> = {
 
 interface Summary {
   cases_by_status: Record<string, number>
-  cases: { case_id: number; name: string; status: string; editing_seconds: number; dice_ai_vs_current: number | null; model: string | null }[]
+  // final_ms: when the current label was saved (ms since 1970), the time axis of the Dice trend
+  cases: { case_id: number; name: string; status: string; editing_seconds: number; dice_ai_vs_current: number | null; model: string | null; final_ms?: number | null }[]
   per_model: { model: string; mean_dice: number; cases: number }[]
   mean_editing_seconds: number | null
   total_cases: number
@@ -54,12 +55,14 @@ export async function renderDashboard(ctx: AppContext): Promise<void> {
   const c3 = canvasIn()
   const c4 = canvasIn()
   const c5 = canvasIn()
+  const c6 = canvasIn()
   const grid = h(
     'div.dash-grid',
     {},
     card('Cases by status', 'chart-status', c1),
     card('Dice of AI vs final label, per case', 'chart-dice', c2),
     card('Mean Dice per model version', 'chart-models', c3),
+    card('Dice of AI vs final over time, per model version', 'chart-dice-time', c6),
     card('Editing time per case (min)', 'chart-editing', c4),
     card('Training curves', 'chart-training', c5)
   )
@@ -89,6 +92,40 @@ export async function renderDashboard(ctx: AppContext): Promise<void> {
       options: { ...common, scales: { y: { min: 0, max: 1 } } }
     })
   )
+  // Dice over time: one line per model version, a point per case at the time of its current label.
+  const PALETTE = ['#4caf7d', '#5b8def', '#e0a93b', '#a070e0', '#e05a5a', '#4cc3c7']
+  const byModel = new Map<string, { x: number; y: number; name: string }[]>()
+  for (const c of withDice)
+    if (c.model && c.final_ms) {
+      if (!byModel.has(c.model)) byModel.set(c.model, [])
+      byModel.get(c.model)!.push({ x: c.final_ms, y: c.dice_ai_vs_current!, name: c.name })
+    }
+  if (!byModel.size) c6.replaceWith(h('p.muted', {}, 'No case has both an AI label and a final label yet.'))
+  else {
+    const day = (ms: number) => new Date(ms).toISOString().slice(0, 16).replace('T', ' ')
+    charts.push(
+      new Chart(c6.querySelector('canvas')!, {
+        type: 'line',
+        data: {
+          datasets: [...byModel.entries()].map(([model, pts], i) => ({
+            label: model,
+            data: pts.sort((a, b) => a.x - b.x),
+            borderColor: PALETTE[i % PALETTE.length],
+            backgroundColor: PALETTE[i % PALETTE.length],
+            pointRadius: 3
+          }))
+        },
+        options: {
+          ...common,
+          plugins: {
+            legend: { display: true },
+            tooltip: { callbacks: { label: (it) => { const p = it.raw as { y: number; name: string }; return `${it.dataset.label}: ${p.name} Dice ${p.y.toFixed(3)}` } } }
+          },
+          scales: { x: { type: 'linear', ticks: { callback: (v) => day(Number(v)), maxTicksLimit: 4 } }, y: { min: 0, max: 1 } }
+        }
+      })
+    )
+  }
   const edited = s.cases.filter((c) => c.editing_seconds > 0)
   charts.push(
     new Chart(c4.querySelector('canvas')!, {
@@ -108,13 +145,12 @@ export async function renderDashboard(ctx: AppContext): Promise<void> {
       new Chart(c5.querySelector('canvas')!, {
         type: 'line',
         data: {
-          labels: curves[0].curve.map((p) => String(p.epoch)),
-          datasets: curves.flatMap(({ j, curve }) => [
-            { label: `job ${j.id} train loss`, data: curve.map((p) => p.train_loss ?? null), borderColor: '#e05a5a' },
-            { label: `job ${j.id} val Dice`, data: curve.map((p) => p.val_dice ?? null), borderColor: '#4caf7d' }
+          datasets: curves.flatMap(({ j, curve }, i) => [
+            { label: `job ${j.id} train loss`, data: curve.filter((p) => p.train_loss !== undefined).map((p) => ({ x: p.epoch, y: p.train_loss! })), borderColor: '#e05a5a', backgroundColor: '#e05a5a', borderDash: i ? [4, 3] : [] },
+            { label: `job ${j.id} val Dice`, data: curve.filter((p) => p.val_dice !== undefined).map((p) => ({ x: p.epoch, y: p.val_dice! })), borderColor: '#4caf7d', backgroundColor: '#4caf7d', borderDash: i ? [4, 3] : [] }
           ])
         },
-        options: { ...common, plugins: { legend: { display: true } } }
+        options: { ...common, plugins: { legend: { display: true } }, scales: { x: { type: 'linear', title: { display: true, text: 'epoch' }, ticks: { precision: 0 } } } }
       })
     )
 }

@@ -37,13 +37,25 @@ function allowed(roles: string[] | null | undefined, role: string): boolean {
   return !roles || roles.includes('public') || roles.includes(role)
 }
 
-// The held-out figures of a bundle as "name value" pairs (numbers only), or null.
-function heldOut(m: ModelItem): [string, number][] | null {
-  const src = m.metadata.evaluation ?? m.metadata.held_out
+// The held-out figures of a bundle (bundle.json "evaluation", written by
+// scripts/evaluate_model.sh --record) as label/value pairs, or null when it reports none.
+const HELD_OUT_FIELDS: [string, string, number][] = [
+  ['patients_mean_dice', 'Dice', 3],
+  ['patients_median_dice', 'median', 3],
+  ['patients_mean_hd95_mm', 'HD95', 1],
+  ['patients_mean_lesion_f1', 'lesion F1', 2]
+]
+function heldOut(m: ModelItem): { text: string; title: string } | null {
+  const src = (m.metadata.evaluation ?? m.metadata.held_out) as Record<string, unknown> | undefined
   if (!src || typeof src !== 'object') return null
-  const out: [string, number][] = []
-  for (const [k, v] of Object.entries(src)) if (typeof v === 'number') out.push([k.replace(/_/g, ' '), v])
-  return out.length ? out : null
+  const parts: string[] = []
+  for (const [key, label, digits] of HELD_OUT_FIELDS) if (typeof src[key] === 'number') parts.push(`${label} ${fmtNum(src[key] as number, digits)}`)
+  if (!parts.length)
+    for (const [k, v] of Object.entries(src)) if (typeof v === 'number') parts.push(`${k.replace(/_/g, ' ')} ${fmtNum(v, 3)}`)
+  if (!parts.length) return null
+  const n = typeof src.patients === 'number' ? src.patients : src.cases
+  const title = `${n ?? '?'} held-out patients${src.dataset ? ' of ' + String(src.dataset) : ''}${src.measured ? ', measured ' + String(src.measured) : ''}${src.settings ? ', predict ' + String(src.settings) : ''}; HD95 as the dataset's spacing`
+  return { text: parts.join(', ') + (n !== undefined ? ` (n=${n})` : ''), title }
 }
 
 export async function renderModels(ctx: AppContext): Promise<void> {
@@ -53,6 +65,8 @@ export async function renderModels(ctx: AppContext): Promise<void> {
 
   const tbody = h('tbody', { testid: 'models' })
   const epochs = h('input', { type: 'number', testid: 'train-epochs', min: '1', max: '1000', step: '1', value: '5', title: 'Epochs of fine-tuning (1..1000)' })
+  const iterations = h('input', { type: 'number', testid: 'train-iterations', min: '1', max: '10000', step: '1', placeholder: 'plans', title: 'Iterations per epoch (1..10000; empty: as in the model\'s plans.json)' })
+  const budget = h('input', { type: 'text', testid: 'train-budget', value: '20m', size: '5', title: 'Time budget: training stops after the epoch that crosses it (e.g. 20m, 1h, 900s)' })
   const validatedInfo = h('span.muted', { testid: 'train-validated' })
   const jobsBox = h('div.jobs', { testid: 'train-jobs' }, h('p.muted.small.no-jobs', {}, 'No training job yet.'))
   const trainCard = h(
@@ -64,8 +78,10 @@ export async function renderModels(ctx: AppContext): Promise<void> {
           'div.train-form',
           {},
           h('label.inline-l', {}, 'Epochs ', epochs),
+          h('label.inline-l', {}, 'Iterations/epoch ', iterations),
+          h('label.inline-l', {}, 'Time budget ', budget),
           validatedInfo,
-          h('p.muted.small', {}, 'Use "Fine-tune" on a model version: its weights are trained further on the validated cases (current labels) and the result is registered as a new, inactive version. The cases must have the model\'s channels.')
+          h('p.muted.small', {}, 'Use "Fine-tune" on a model version: its weights are trained further on the validated cases (current labels) and the result is registered as a new, inactive version. Only cases the model can read are used: its channels, or uploads of its modality with as many channels.')
         )
       : h('p.muted', { testid: 'train-not-allowed' }, `Fine-tuning needs the role ${jobsRoute?.roles?.join(' or ') ?? 'reviewer or admin'}; you are ${ctx.user.role}.`),
     h('h3', {}, 'Training jobs'),
@@ -146,7 +162,7 @@ export async function renderModels(ctx: AppContext): Promise<void> {
           h('td', { title: md.patch_size ? `patch ${md.patch_size.join('×')}, spacing ${(md.target_spacing_mm ?? []).map((x) => +x.toFixed(2)).join('×')} mm` : '' }, md.dims ? `${md.dims}D U-Net` : '—'),
           h('td', { title: `${md.training?.seconds ? `trained ${fmtNum(Number(md.training.seconds) / 3600, 1)} h, ${md.training.epochs_done ?? '?'} epochs; ` : ''}registered here ${fmtTime(m.created_ms)}` }, fmtTime(md.created ? Date.parse(md.created) || m.created_ms : m.created_ms)),
           h('td.num', {}, fmtNum(val ?? null, 3)),
-          h('td', {}, ho ? ho.map(([k, v]) => `${k} ${fmtNum(v, 3)}`).join(', ') : h('span.muted', { title: 'This bundle reports no held-out evaluation (see its MODEL_CARD.md)' }, 'see model card')),
+          h('td', { testid: 'model-heldout' }, ho ? h('span', { title: ho.title }, ho.text) : h('span.muted', { title: 'This bundle reports no held-out evaluation (see its MODEL_CARD.md)' }, 'see model card')),
           canActivate || canTrain ? h('td', {}, actions) : null
         )
       )
@@ -171,8 +187,19 @@ export async function renderModels(ctx: AppContext): Promise<void> {
       epochs.focus()
       return
     }
+    const body: Record<string, unknown> = { type: 'train', model: m.name, version: m.version, epochs: n }
+    if (iterations.value.trim() !== '') {
+      const it = Math.round(Number(iterations.value))
+      if (!Number.isFinite(it) || it < 1 || it > 10000) {
+        toast('Iterations per epoch: expected a whole number from 1 to 10000, or empty for the plans\' value', 'error')
+        iterations.focus()
+        return
+      }
+      body.iterations = it
+    }
+    if (budget.value.trim() !== '') body.time_budget = budget.value.trim()
     try {
-      const r = await postJson<Job | { job: Job }>('/api/jobs', { type: 'train', model: m.name, version: m.version, epochs: n })
+      const r = await postJson<Job | { job: Job }>('/api/jobs', body)
       const job = ('job' in r ? r.job : r) as TrainJob
       toast(`Fine-tuning ${m.name}@${m.version}: job ${job.id} queued`, 'ok')
       showJob(job, `${m.name}@${m.version}`)

@@ -419,4 +419,21 @@ TEST(Bundle, Metadata_RoundTripAndVersions) {
   EXPECT_FALSE(r.torch_version.empty());
   EXPECT_FALSE(r.created.empty());
   EXPECT_NO_THROW(check_bundle_consistency(r, plans, dir / "b"));
+  EXPECT_TRUE(r.evaluation.is_null());
+  EXPECT_FALSE(to_json(r).contains("evaluation"));  // no held-out figures: no field
+}
+
+TEST(Bundle, Metadata_HeldOutEvaluationRoundTripsAndIsChecked) {
+  TempDir dir;
+  BundleMetadata m = make_bundle_metadata(plans_3d(), "1");
+  m.evaluation = {{"cases", 12}, {"patients_mean_dice", 0.69}};
+  write_bundle_metadata(m, dir / "b");
+  const BundleMetadata r = read_bundle_metadata(dir / "b");
+  EXPECT_DOUBLE_EQ(r.evaluation.at("patients_mean_dice").get<double>(), 0.69);
+  EXPECT_EQ(r.evaluation.at("cases").get<int>(), 12);
+  nlohmann::json bad = to_json(m);
+  bad["evaluation"] = "0.69";
+  std::string msg;
+  EXPECT_EQ(error_of([&] { bundle_metadata_from_json(bad, "x/bundle.json"); }, &msg), ErrorCode::InvalidDataset);
+  EXPECT_NE(msg.find("x/bundle.json.evaluation"), std::string::npos) << msg;
 }
