@@ -18,6 +18,7 @@
 
 #include "server_process.h"
 #include "test_support.h"
+#include "tiny_plans.h"
 #include "tumorlab/io/image_io.h"
 #include "tumorlab/model/bundle.h"
 #include "tumorlab/model/plans.h"
@@ -26,6 +27,7 @@
 using namespace tumorlab;
 using nlohmann::json;
 using tumorlab::testing::TempDir;
+using tumorlab::testing::tiny_plans;
 namespace fs = std::filesystem;
 
 namespace {
@@ -59,27 +61,6 @@ Volume mr_image() {
         d[v.linear_index(i, j, k)] = static_cast<int16_t>(di * di + dj * dj < 49 ? 300 : 20 + (i * 7 + j * 3) % 11);
       }
   return v;
-}
-
-// Plans of a tiny 2D U-Net on one MR channel.
-model::Plans tiny_plans(const std::string& name, const std::string& channel) {
-  model::Plans p;
-  p.name = name;
-  p.modality = "MR";
-  model::ChannelPlan c;
-  c.name = channel;
-  c.normalization.scheme = imaging::NormalizationScheme::ZScore;
-  c.foreground = "all";
-  p.channels = {c};
-  p.network.dims = 2;
-  p.network.features = {4, 8};
-  p.network.strides = {{2, 2, 1}};
-  p.network.deep_supervision = false;
-  p.patch_size = {16, 16, 1};
-  p.target_spacing_mm = {1, 1, 2};
-  p.inference.window_batch = 4;
-  p.inference.tta_mirror_axes = {0};
-  return p;
 }
 
 struct Seed {

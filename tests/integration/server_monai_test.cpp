@@ -24,6 +24,7 @@
 
 #include "server_process.h"
 #include "test_support.h"
+#include "tiny_plans.h"
 #include "tumorlab/app/cases.h"
 #include "tumorlab/app/jobs.h"
 #include "tumorlab/io/archive.h"
@@ -656,35 +657,14 @@ SynthSeries write_mr_series(const fs::path& dir, int slices) {
   return SynthSeries{series, fo_r};
 }
 
-// A tiny 2D U-Net on one MR channel (untrained: what it predicts does not matter here, only that
-// the DICOM SEG carries exactly what the model predicted).
-model::Plans tiny_plans() {
-  model::Plans p;
-  p.name = "tiny-seg";
-  p.modality = "MR";
-  model::ChannelPlan ch;
-  ch.name = "MR";
-  ch.normalization.scheme = imaging::NormalizationScheme::ZScore;
-  ch.foreground = "all";
-  p.channels = {ch};
-  p.network.dims = 2;
-  p.network.features = {4, 8};
-  p.network.strides = {{2, 2, 1}};
-  p.network.deep_supervision = false;
-  p.patch_size = {16, 16, 1};
-  p.target_spacing_mm = {1, 1, 2};
-  p.inference.window_batch = 4;
-  p.inference.tta_mirror_axes = {};
-  return p;
-}
-
 }  // namespace
 
 class MonaiDicomTest : public MonaiTest {
  protected:
   void before_start() override {
     const fs::path models = tmp_ / "models";
-    model::write_untrained_bundle(models / "tiny-seg", tiny_plans(), 7);
+    // Untrained: what it predicts does not matter, only that the DICOM SEG carries exactly that.
+    model::write_untrained_bundle(models / "tiny-seg", tumorlab::testing::tiny_plans("tiny-seg", "MR", {}), 7);
     app::LabOptions lo;
     lo.data_dir = data_;
     lo.server_mode = false;
