@@ -870,8 +870,10 @@ struct JobRunner::Impl {
   Impl(Lab& l, JobRunnerOptions o) : lab(l), options(o) {}
 
   std::optional<Id> claim(const std::vector<store::JobType>& types) {
-    // A read first: the idle poll must not take the writer lock.
-    const auto queued = lab.store().read([](store::ReadTxn& t) { return t.count_jobs(store::JobState::Queued); });
+    // A read first: the idle poll must not take the writer lock (nor when only another lane's
+    // jobs are queued, e.g. a train job waiting for the busy training lane).
+    const auto queued =
+        lab.store().read([&](store::ReadTxn& t) { return t.count_jobs(store::JobState::Queued, types); });
     if (queued == 0) return std::nullopt;
     auto job = lab.store().write([&](store::WriteTxn& t) { return t.claim_next_job(types); });
     if (!job) return std::nullopt;

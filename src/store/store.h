@@ -359,7 +359,8 @@ class ReadTxn {
 
   Job get_job(Id id);
   std::vector<Job> list_jobs(const JobFilter& filter);
-  std::int64_t count_jobs(JobState state);
+  // Jobs in `state`, of the given types only when `types` is not empty (a worker's lane).
+  std::int64_t count_jobs(JobState state, const std::vector<JobType>& types = {});
 
   Model get_model(Id id);
   std::vector<Model> list_models();

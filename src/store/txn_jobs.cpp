@@ -80,11 +80,19 @@ std::vector<Job> ReadTxn::list_jobs(const JobFilter& f) {
   return out;
 }
 
-std::int64_t ReadTxn::count_jobs(JobState state) {
-  auto s = c_.prepare("SELECT count(*) FROM jobs WHERE state = ?1");
+std::int64_t ReadTxn::count_jobs(JobState state, const std::vector<JobType>& types) {
+  if (types.empty()) {
+    auto s = c_.prepare("SELECT count(*) FROM jobs WHERE state = ?1");
+    s.bind(1, to_string(state));
+    s.step();
+    return s.i64(0);
+  }
+  auto s = c_.prepare("SELECT type, count(*) FROM jobs WHERE state = ?1 GROUP BY type");
   s.bind(1, to_string(state));
-  s.step();
-  return s.i64(0);
+  std::int64_t n = 0;
+  while (s.step())
+    if (std::find(types.begin(), types.end(), parse_job_type(s.text(0))) != types.end()) n += s.i64(1);
+  return n;
 }
 
 Job WriteTxn::enqueue_job(const NewJob& j) {

@@ -30,6 +30,9 @@ TEST(StoreJobs, ClaimedByPriorityThenAge) {
     EXPECT_EQ(train.params_json, R"({"a":"x","b":1})");  // canonical JSON
     EXPECT_EQ(train.state, JobState::Queued);
     EXPECT_EQ(t.count_jobs(JobState::Queued), 5);
+    EXPECT_EQ(t.count_jobs(JobState::Queued, {JobType::Train}), 1);
+    EXPECT_EQ(t.count_jobs(JobState::Queued, {JobType::Presegment, JobType::PredictBatch}), 4);
+    EXPECT_EQ(t.count_jobs(JobState::Queued, {JobType::Export}), 0);
     // Only training jobs, for a training worker.
     EXPECT_EQ(t.claim_next_job({JobType::Train})->id, train.id);
     EXPECT_EQ(t.claim_next_job()->id, inter.id);
