@@ -98,7 +98,6 @@ Geometry Lab::image_geometry(std::int64_t image_id) {
   return v.geometry();
 }
 
-
 store::AuditEntry audit_entry(const Actor& actor, std::string action, std::optional<std::int64_t> case_id,
                               nlohmann::json detail, std::string outcome) {
   store::AuditEntry e;
