@@ -7,8 +7,9 @@
 Cases:
   mip  the MIP-PET 2D model on one Dataset001 image (400 x ~991 PNG)           target < 0.5 s
   lgg  the LGG 3D model on one Dataset002 volume (256 x 256 x ~40, 2 channels)  target < 3 s
-  ct   a synthetic 512 x 512 x 100 CT volume (int16 .nii.gz, made here) through a network of the
-       LGG model's size with 1 channel and CT normalisation                     target < 20 s
+  ct   a synthetic 512 x 512 x 100 CT volume (int16 .nii.gz, made here) through the 3D U-Net of
+       bench/ct_net_plans.json (5 stages, 16..128 features, patch 128x128x16: the size of the 3D
+       LGG model of 2026-12-01/02) with 1 channel and CT normalisation          target < 20 s
 mip and lgg need ../shared/data (TUMORLAB_SHARED_DATA) and are skipped with a message without it.
 A bundle folder without model.pt (the trained models are not there yet) is replaced by an
 untrained bundle with the same plans.json (build/<...>/bench/model_tool untrained): weights do not
@@ -426,9 +427,9 @@ def make_ct_volume(path, size=(512, 512, 100), spacing=(0.78125, 0.78125, 2.5), 
     write_nifti_gz(path, vol, spacing)
 
 
-def ct_plans(lgg_plans_path, out_path, spacing):
-    """The LGG network (features, strides, patch, inference settings) with 1 CT channel."""
-    p = json.loads(Path(lgg_plans_path).read_text())
+def ct_plans(net_plans_path, out_path, spacing):
+    """The network of net_plans_path (features, strides, patch, inference settings) with 1 CT channel."""
+    p = json.loads(Path(net_plans_path).read_text())
     p["name"] = "ct-synthetic-3d"
     p["modality"] = "CT"
     p["channels"] = [{"name": "CT", "invert": False,
@@ -624,6 +625,8 @@ def main():
     ap.add_argument("--cases", default="mip,lgg,ct")
     ap.add_argument("--reps", type=int, default=5, help="cases per process for mip and lgg (first = cold)")
     ap.add_argument("--ct-reps", type=int, default=3, help="cases per process for ct (first = cold)")
+    ap.add_argument("--ct-net", default=str(ROOT / "bench" / "ct_net_plans.json"),
+                    help="plans.json whose network the CT case runs (its channels are replaced by 1 CT channel)")
     ap.add_argument("--ct-spacing", default="1.5625,1.5625,2.5",
                     help="target spacing (mm, x,y,z) of the CT network's plans; the volume is 0.78x0.78x2.5 mm")
     ap.add_argument("--tta", action="store_true", help="mirroring TTA in every run (tumorlab --tta and PyTorch)")
@@ -688,12 +691,12 @@ def main():
 
     if "ct" in cases:
         spacing = [float(s) for s in args.ct_spacing.split(",")]
-        lgg_plans = Path(args.lgg_bundle) / "plans.json"
-        plans = ct_plans(lgg_plans, work / "ct_plans" / "plans.json", spacing)
+        net_plans = Path(args.ct_net)
+        plans = ct_plans(net_plans, work / "ct_plans" / "plans.json", spacing)
         bundle, _ = ensure_bundle(tool, plans.parent, work, "ct-synthetic-3d")
         ct = work / "inputs" / "ct_512x512x100.nii.gz"
         make_ct_volume(ct)
-        print(f"\nct: bundle {bundle} (untrained; network of {lgg_plans}, 1 CT channel, target spacing "
+        print(f"\nct: bundle {bundle} (untrained; network of {net_plans}, 1 CT channel, target spacing "
               f"{spacing} mm)")
         if args.sanity_only:
             sanity_check(tool, bundle, work, "ct-synthetic-3d")
