@@ -6,7 +6,7 @@
 
 Cases:
   mip  the MIP-PET 2D model on one Dataset001 image (400 x ~991 PNG)           target < 0.5 s
-  lgg  the LGG 3D model on one Dataset002 volume (256 x 256 x ~40, 2 channels)  target < 3 s
+  lgg  the LGG model on one Dataset002 volume (256 x 256 x ~40, 2 channels)     target < 3 s
   ct   a synthetic 512 x 512 x 100 CT volume (int16 .nii.gz, made here) through the 3D U-Net of
        bench/ct_net_plans.json (5 stages, 16..128 features, patch 128x128x16: the size of the 3D
        LGG model of 2026-12-01/02) with 1 channel and CT normalisation          target < 20 s
@@ -686,7 +686,8 @@ def main():
             print(f"\nlgg: bundle {bundle} ({kind})")
             sanity_check(tool, bundle, work, "lgg-flair-3d")
             if not args.sanity_only:
-                bench_case(args, "lgg", f"case 2: LGG 3D on {flair.name[:-12]} (256x256x{best[1]}, 2 channels)", bundle,
+                dims = json.loads((Path(bundle) / "plans.json").read_text())["network"]["dims"]
+                bench_case(args, "lgg", f"case 2: LGG ({dims}D network) on {flair.name[:-12]} (256x256x{best[1]}, 2 channels)", bundle,
                        [flair, t1c], work, False, args.reps)
 
     if "ct" in cases:
