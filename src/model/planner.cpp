@@ -345,6 +345,10 @@ Plans plan_from_fingerprint(const DatasetFingerprint& f, const PlanOptions& opti
   t.loss = "dice_ce";
   t.foreground_oversample = 0.33;
   t.seed = 42;
+  // bf16 autocast for the forward pass: measured on these AVX-512 BF16 CPUs, a 2D epoch (LGG,
+  // 256 x 256 x 12) took 358 s instead of 740 s and both shipped models trained with it reach the
+  // same Dice; set it false on a CPU without BF16, where the emulation is slower than float32.
+  t.bf16 = true;
   t.augmentation.mirror = true;
   t.augmentation.mirror_axes = dims == 2 ? std::vector<int>{0, 1} : std::vector<int>{0, 1, 2};
 

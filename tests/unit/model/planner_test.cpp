@@ -107,6 +107,7 @@ TEST(Planner, TwoDimensionalData_PlansA2DModel) {
   EXPECT_LE(static_cast<long>(p.patch_size[0]) * p.patch_size[1], kPatchVoxelBudget2D);
   EXPECT_GT(p.patch_size[1], p.patch_size[0]);  // keeps the tall median shape's proportions
   EXPECT_EQ(p.modality, "PT");
+  EXPECT_TRUE(p.training.bf16);  // measured worth it on these CPUs (docs/planning.md)
   EXPECT_TRUE(p.channels[0].invert);
   EXPECT_EQ(p.channels[0].normalization.scheme, imaging::NormalizationScheme::ZScore);
   EXPECT_EQ(p.channels[0].foreground, "above_zero");
