@@ -20,8 +20,6 @@ namespace {
 using E = ErrorCode;
 namespace S = schema;
 
-// A form field: a multipart part without a filename, or a urlencoded field (httplib merges
-// those into the query).
 // The "params" form field as a JSON object ({} when absent or empty).
 json params_field(const Request& req) {
   auto it = req.form.find("params");

@@ -499,17 +499,22 @@ try {
     const demoDir = path.join(work, 'demo')
     spawnSync(tumorlab, ['demo-data', demoDir], { encoding: 'utf8' })
     const petDir = path.join(demoDir, 'Dataset902_DEMO_PetMip', 'imagesTr')
-    const png = fs.readdirSync(petDir).filter((f) => f.endsWith('_0000.png'))[0]
-    const nii = path.join(work, 'UPLOAD-pet-mip.nii.gz')
-    const conv = spawnSync(tumorlab, ['convert', path.join(petDir, png), nii], { encoding: 'utf8' })
-    if (conv.status !== 0) throw new Error(`tumorlab convert ${png}: ${conv.stderr}`)
-    await small.getByTestId('upload-modality').selectOption('PT')
-    await small.getByTestId('upload-input').setInputFiles(nii)
-    await small.getByTestId('upload-case-link').first().waitFor({ timeout: 120000 })
-    const newId = Number(await small.getByTestId('upload-case-link').first().getAttribute('data-case-id'))
-    const upRow = small.getByTestId('upload-row').first()
-    const jobId = Number(await upRow.getAttribute('data-job-id'))
-    if (!jobId) throw new Error(`the upload queued no pre-segmentation job: "${await upRow.textContent()}"`)
+    const pngs = fs.readdirSync(petDir).filter((f) => f.endsWith('_0000.png'))
+    // The k-th demo PET PNG, converted to NIfTI and uploaded from the upload screen as PET: the
+    // new case's id and its pre-segmentation job's id.
+    const uploadPet = async (k, name) => {
+      const nii = path.join(work, name + '.nii.gz')
+      const conv = spawnSync(tumorlab, ['convert', path.join(petDir, pngs[k]), nii], { encoding: 'utf8' })
+      if (conv.status !== 0) throw new Error(`tumorlab convert ${pngs[k]}: ${conv.stderr}`)
+      await small.getByTestId('upload-modality').selectOption('PT')
+      await small.getByTestId('upload-input').setInputFiles(nii)
+      await small.getByTestId('upload-case-link').first().waitFor({ timeout: 120000 })
+      const row = small.getByTestId('upload-row').first()
+      const job = Number(await row.getAttribute('data-job-id'))
+      if (!job) throw new Error(`the upload queued no pre-segmentation job: "${await row.textContent()}"`)
+      return [Number(await small.getByTestId('upload-case-link').first().getAttribute('data-case-id')), job]
+    }
+    const [newId, jobId] = await uploadPet(0, 'UPLOAD-pet-mip')
     await small.waitForFunction(() => ['succeeded', 'failed', 'cancelled'].includes(document.querySelector('[data-testid=upload-row]')?.dataset.jobState ?? ''), null, { timeout: 240000 })
     await small.waitForFunction(() => !/%|queued|running/.test(document.querySelector('[data-testid=upload-row] .muted')?.textContent ?? '%'), null, { timeout: 30000 }).catch(() => undefined)
     await shot(small, '09-upload-1366')
@@ -533,16 +538,8 @@ try {
     // validate button itself is exercised above), so fine-tuning below has real cases to train on
     await small.goto(base + '/#/upload')
     await small.getByTestId('upload-dropzone').waitFor()
-    const png2 = fs.readdirSync(petDir).filter((f) => f.endsWith('_0000.png'))[1]
-    const nii2 = path.join(work, 'UPLOAD-pet-mip-2.nii.gz')
-    const conv2 = spawnSync(tumorlab, ['convert', path.join(petDir, png2), nii2], { encoding: 'utf8' })
-    if (conv2.status !== 0) throw new Error(`tumorlab convert ${png2}: ${conv2.stderr}`)
-    await small.getByTestId('upload-modality').selectOption('PT')
-    await small.getByTestId('upload-input').setInputFiles(nii2)
-    await small.getByTestId('upload-case-link').first().waitFor({ timeout: 120000 })
-    const newId2 = Number(await small.getByTestId('upload-case-link').first().getAttribute('data-case-id'))
-    const jobId2 = Number(await small.getByTestId('upload-row').first().getAttribute('data-job-id'))
-    if (jobId2) await waitJob(annaToken, jobId2)
+    const [newId2, jobId2] = await uploadPet(1, 'UPLOAD-pet-mip-2')
+    await waitJob(annaToken, jobId2)
     const ritaToken = await apiLogin('rita', REVIEWER_PW)
     for (const id of [newId, newId2])
       for (const st of ['in_progress', 'submitted', 'validated']) {
