@@ -699,6 +699,7 @@ struct FileHeader {
   std::string path;
   std::string display;  // path relative to the source, for messages
   std::string series_uid, study_uid, modality, description, sop_class, transfer_syntax, photometric;
+  bool palette = false;  // GDCM's image reader would take the image as PALETTE COLOR
   int series_number = 0;
   int rows = 0, cols = 0, frames = 1;
   int bits_allocated = 0, bits_stored = 0, pixel_representation = 0, samples = 1;
@@ -756,6 +757,21 @@ int to_int(const std::string& s, int fallback) {
   return static_cast<int>(v);
 }
 
+// Whether GDCM's image reader takes this dataset's PhotometricInterpretation as PALETTE COLOR.
+// It reads the raw value as a C string and, failing an exact match, takes any prefix of a
+// defined term ("P", "PALETTE CO" followed by a NUL): such an image without its palette lookup
+// tables made GDCM abort the process on an assert (found by the fuzzer). The same rule as
+// gdcm::PixmapReader::ReadImageInternal, so every image GDCM would treat as a palette is refused.
+bool gdcm_reads_palette(const gdcm::DataSet& ds) {
+  const gdcm::Tag tag(0x0028, 0x0004);
+  if (!ds.FindDataElement(tag)) return false;
+  const gdcm::ByteValue* bv = ds.GetDataElement(tag).GetByteValue();
+  if (!bv || bv->GetLength() == 0) return false;
+  const std::string raw(bv->GetPointer(), bv->GetLength());
+  if (raw.c_str()[0] == '\0') return false;  // GDCM reads an empty C string as MONOCHROME1
+  return gdcm::PhotometricInterpretation::GetPIType(raw.c_str()) == gdcm::PhotometricInterpretation::PALETTE_COLOR;
+}
+
 // Parses everything but the pixel data. Throws Error(CorruptFile) when GDCM cannot read it.
 FileHeader read_header(const fs::path& path, FileBytes& bytes, const std::string& display) {
   quiet_gdcm();
@@ -802,6 +818,7 @@ FileHeader read_header(const fs::path& path, FileBytes& bytes, const std::string
   h.bits_stored = to_int(str(0x0028, 0x0101), h.bits_allocated);
   h.pixel_representation = to_int(str(0x0028, 0x0103), 0);
   h.photometric = str(0x0028, 0x0004);
+  h.palette = gdcm_reads_palette(ds);
 
   // Native (uncompressed, not deflated) pixel data must fit in the file: catches truncated files
   // and damaged Rows/Columns/NumberOfFrames before anything is allocated for them.
@@ -1121,8 +1138,8 @@ DicomSeriesInfo build_series(std::vector<FileHeader> files, const std::shared_pt
   if (key.samples != 1 && key.samples != 3) {
     return unreadable(std::to_string(key.samples) + " samples per pixel are not supported");
   }
-  if (hdr.photometric == "PALETTE COLOR") {
-    return unreadable("palette colour images are not supported");
+  for (const FrameInfo* f : frames) {
+    if (owner[f]->palette) return unreadable("palette colour images are not supported");
   }
 
   Geometry g;
@@ -1810,7 +1827,11 @@ Volume read_dicom_series(const DicomSeriesInfo& series, const DicomReadOptions& 
     const auto& file = layout->files[fi];
     try {
       FileBytes bytes = read_file_bytes(file.path, file.display);
-      check_structure(bytes, file.display);
+      // The header again (the file may have changed since scanning): refuses what GDCM's image
+      // reader must not see before it reads the pixels.
+      if (read_header(file.path, bytes, file.display).palette) {
+        throw Error(ErrorCode::UnsupportedFormat, file.display + ": palette colour images are not supported");
+      }
       MemoryIStream in(bytes);
       gdcm::ImageReader reader;
       reader.SetStream(in.in);

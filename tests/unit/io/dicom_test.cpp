@@ -616,6 +616,16 @@ std::pair<ErrorCode, std::string> read_all_error(const fs::path& p) {
   return {ErrorCode::Internal, "no error"};
 }
 
+// Reads one scanned series; returns the error code and message.
+std::pair<ErrorCode, std::string> read_all_error_of(const DicomSeriesInfo& s) {
+  try {
+    read_dicom_series(s, DicomReadOptions{true});
+  } catch (const Error& e) {
+    return {e.code(), e.what()};
+  }
+  return {ErrorCode::Internal, "no error"};
+}
+
 }  // namespace
 
 // Regression (found by the fuzzer, the file was lost; these are made from the MIT-licensed
@@ -698,4 +708,59 @@ TEST(DicomRead, Jpeg2000CodestreamMismatch_RefusedBeforeGdcmDecodes) {
   const fs::path p = tmp / "intact.dcm";
   std::ofstream(p, std::ios::binary).write(good.data(), static_cast<std::streamsize>(good.size()));
   EXPECT_EQ(read_single(p).geometry().size, (Size3{512, 512, 1}));
+}
+
+// Regression (found by the fuzzer; the file was lost, these are made from the sample at
+// runtime): GDCM's image reader takes a PhotometricInterpretation that is only a prefix of a
+// defined term ("P", or "PALETTE CO" ended by a NUL) as PALETTE COLOR, and then aborted the process
+// on an assert (gdcmPixmapReader.cxx, ReadImageInternal) because the palette lookup tables were
+// missing. Scanning must report the series as unreadable, and reading a file that became such a
+// palette image after scanning must be refused before GDCM decodes it.
+TEST(DicomRead, PalettePrefixPhotometric_RefusedBeforeGdcmAborts) {
+  TUMORLAB_REQUIRE_SHARED_DATA();
+  TempDir tmp;
+  const std::string good = read_bytes(dicom_dir() / "transfer-syntaxes" / "explicit_little.dcm");
+  // (0028,0004) CS, length 12, "MONOCHROME2 " (explicit VR little endian).
+  const std::size_t pi = good.find(std::string("\x28\x00\x04\x00" "CS\x0c\x00" "MONOCHROME2 ", 20));
+  ASSERT_NE(pi, std::string::npos);
+  const std::size_t value = pi + 8;
+
+  const std::vector<std::string> variants = {std::string("PALETTE CO\0\0", 12), std::string("P\0\0\0\0\0\0\0\0\0\0\0", 12),
+                                             std::string("PALETTE COL ", 12)};
+  int n = 0;
+  for (const auto& v : variants) {
+    SCOPED_TRACE("variant " + std::to_string(n));
+    std::string b = good;
+    b.replace(value, 12, v);
+    const fs::path p = tmp / ("palette-" + std::to_string(n++) + ".dcm");
+    std::ofstream(p, std::ios::binary).write(b.data(), static_cast<std::streamsize>(b.size()));
+    const auto series = scan_dicom(p);
+    ASSERT_EQ(series.size(), 1u);
+    EXPECT_FALSE(series[0].readable);
+    ASSERT_FALSE(series[0].warnings.empty());
+    EXPECT_NE(series[0].warnings.back().find("palette"), std::string::npos) << series[0].warnings.back();
+    EXPECT_EQ(code_of([&] { read_dicom_series(series[0], DicomReadOptions{true}); }), ErrorCode::UnsupportedFormat);
+
+    // The file is replaced by the palette variant between scanning and reading.
+    const fs::path q = tmp / ("changed-" + std::to_string(n) + ".dcm");
+    std::ofstream(q, std::ios::binary).write(good.data(), static_cast<std::streamsize>(good.size()));
+    const auto scanned = scan_dicom(q);
+    ASSERT_EQ(scanned.size(), 1u);
+    ASSERT_TRUE(scanned[0].readable);
+    std::ofstream(q, std::ios::binary | std::ios::trunc).write(b.data(), static_cast<std::streamsize>(b.size()));
+    const auto [code, message] = read_all_error_of(scanned[0]);
+    EXPECT_EQ(code, ErrorCode::UnsupportedFormat) << message;
+    EXPECT_NE(message.find(q.filename().string()), std::string::npos) << message;
+    EXPECT_NE(message.find("palette"), std::string::npos) << message;
+  }
+  // MONOCHROME2 padded with a NUL instead of a space still reads, like the intact file.
+  const fs::path intact = tmp / "intact.dcm";
+  std::ofstream(intact, std::ios::binary).write(good.data(), static_cast<std::streamsize>(good.size()));
+  std::string b = good;
+  b.replace(value, 12, std::string("MONOCHROME2\0", 12));
+  const fs::path p = tmp / "monochrome2-nul.dcm";
+  std::ofstream(p, std::ios::binary).write(b.data(), static_cast<std::streamsize>(b.size()));
+  const Volume a = read_single(intact), c = read_single(p);
+  EXPECT_EQ(c.geometry().size, a.geometry().size);
+  EXPECT_EQ(channel_sum(c), channel_sum(a));
 }
