@@ -106,4 +106,21 @@ LabelMap remove_components_below_fraction_of_largest(const LabelMap& labels, dou
   });
 }
 
+LabelMap remove_components(const LabelMap& labels, const ComponentRules& rules, Connectivity connectivity,
+                           uint8_t label) {
+  const bool any_rule = rules.min_volume_ml > 0 || rules.min_voxels > 0 || rules.min_fraction_of_largest > 0;
+  const uint8_t* v = labels.data();
+  const int64_t n = labels.voxel_count();
+  bool any_foreground = false;
+  for (int64_t i = 0; i < n && !any_foreground; ++i) any_foreground = label == 0 ? v[i] != 0 : v[i] == label;
+  if (!any_rule || !any_foreground) return labels;
+  // The size rules are monotone in the voxel count, so the largest component survives them
+  // whenever any component does: the fraction rule may use the largest of all components.
+  return filter_components(labels, connectivity, label, [&rules](const Component& c, int64_t largest) {
+    if (c.volume_ml < rules.min_volume_ml || c.voxels < rules.min_voxels) return false;
+    return rules.min_fraction_of_largest <= 0 || c.id == 1 ||
+           static_cast<double>(c.voxels) >= rules.min_fraction_of_largest * static_cast<double>(largest);
+  });
+}
+
 }  // namespace tumorlab::imaging

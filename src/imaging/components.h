@@ -48,4 +48,16 @@ LabelMap remove_components_below_fraction_of_largest(const LabelMap& labels, dou
                                                      Connectivity connectivity = Connectivity::Full,
                                                      uint8_t label = 0);
 
+// The three rules above in one labelling (a rule at 0 is off): the same result as applying
+// remove_small_components_ml, remove_small_components and then
+// remove_components_below_fraction_of_largest, at the cost of one. A label map without selected
+// foreground is returned as it is without labelling.
+struct ComponentRules {
+  double min_volume_ml = 0;
+  int64_t min_voxels = 0;
+  double min_fraction_of_largest = 0;
+};
+LabelMap remove_components(const LabelMap& labels, const ComponentRules& rules,
+                           Connectivity connectivity = Connectivity::Full, uint8_t label = 0);
+
 }  // namespace tumorlab::imaging

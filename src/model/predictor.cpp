@@ -511,15 +511,8 @@ Prediction Predictor::predict(const Volume& image, const PredictOptions& options
     }
   }
   result.resample_seconds = lap(mark);
-  if (plans.inference.min_lesion_ml > 0) {
-    label = imaging::remove_small_components_ml(label, plans.inference.min_lesion_ml);
-  }
-  if (plans.inference.min_lesion_voxels > 0) {
-    label = imaging::remove_small_components(label, plans.inference.min_lesion_voxels);
-  }
-  if (plans.inference.min_fraction_of_largest > 0) {
-    label = imaging::remove_components_below_fraction_of_largest(label, plans.inference.min_fraction_of_largest);
-  }
+  label = imaging::remove_components(label, {plans.inference.min_lesion_ml, plans.inference.min_lesion_voxels,
+                                             plans.inference.min_fraction_of_largest});
 
   if (options.uncertainty) {
     Volume entropy(out_grid, PixelType::Float32);

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+
 #include "imaging_test_util.h"
 
 namespace tumorlab::imaging {
@@ -80,6 +83,42 @@ TEST(Components, RemoveBelowFractionOfLargest_KeepsLargestAndComparableOnes) {
   EXPECT_EQ(remove_components_below_fraction_of_largest(l, 1.0).count_nonzero(), 100);
   EXPECT_EQ(remove_components_below_fraction_of_largest(l, 0.0).count_nonzero(), 135);
   EXPECT_EQ(remove_components_below_fraction_of_largest(LabelMap(grid({3, 3, 3})), 1.0).count_nonzero(), 0);
+}
+
+// The predictor's single labelling must give what the three rules applied one after another give.
+TEST(Components, RemoveComponents_SameAsTheRulesOneAfterAnother) {
+  LabelMap l(grid({40, 30, 6}));
+  uint32_t rng = 7;
+  for (int b = 0; b < 60; ++b) {  // boxes of 1 to 64 voxels, some touching, some with label 2
+    rng = rng * 1664525u + 1013904223u;
+    const int64_t x = rng % 36, y = (rng >> 8) % 26, z = (rng >> 16) % 5;
+    const int64_t w = 1 + (rng >> 20) % 4, h = 1 + (rng >> 24) % 4, d = 1 + (rng >> 28) % 2;
+    paint_box(l, {x, y, z}, {x + w, y + h, z + d}, static_cast<uint8_t>(1 + b % 2));
+  }
+  const double voxel_ml = l.geometry().voxel_volume_ml();
+  for (const ComponentRules& r : {ComponentRules{0, 0, 0}, ComponentRules{5.5 * voxel_ml, 0, 0},
+                                  ComponentRules{0, 9, 0}, ComponentRules{0, 0, 0.25}, ComponentRules{0, 0, 1.0},
+                                  ComponentRules{3.5 * voxel_ml, 4, 0.1}, ComponentRules{1e9, 0, 1.0}}) {
+    SCOPED_TRACE(std::to_string(r.min_volume_ml) + " mL, " + std::to_string(r.min_voxels) + " voxels, " +
+                 std::to_string(r.min_fraction_of_largest) + " of the largest");
+    for (uint8_t label : {uint8_t{0}, uint8_t{2}}) {
+      LabelMap expected = l;
+      if (r.min_volume_ml > 0) expected = remove_small_components_ml(expected, r.min_volume_ml, Connectivity::Full, label);
+      if (r.min_voxels > 0) expected = remove_small_components(expected, r.min_voxels, Connectivity::Full, label);
+      if (r.min_fraction_of_largest > 0)
+        expected = remove_components_below_fraction_of_largest(expected, r.min_fraction_of_largest, Connectivity::Full,
+                                                               label);
+      const LabelMap got = remove_components(l, r, Connectivity::Full, label);
+      ASSERT_EQ(got.voxel_count(), expected.voxel_count());
+      EXPECT_TRUE(std::equal(got.data(), got.data() + got.voxel_count(), expected.data()));
+    }
+  }
+  // The rules do remove something here (the comparison above is not between unchanged maps).
+  EXPECT_LT(remove_components(l, {0, 9, 0}).count_nonzero(), l.count_nonzero());
+  EXPECT_LT(remove_components(l, {0, 0, 1.0}).count_nonzero(), remove_components(l, {0, 0, 0.25}).count_nonzero());
+  EXPECT_EQ(remove_components(l, {1e9, 0, 0}).count_nonzero(), 0);
+  // No foreground: returned as it is.
+  EXPECT_EQ(remove_components(LabelMap(grid({3, 3, 3})), {1, 1, 1}).count_nonzero(), 0);
 }
 
 }  // namespace
