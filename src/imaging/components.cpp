@@ -16,6 +16,8 @@ using IdImage = itk::Image<int32_t, 3>;
 // satisfies keep(component, voxels of the largest component).
 template <class Keep>
 LabelMap filter_components(const LabelMap& labels, Connectivity connectivity, uint8_t label, Keep&& keep) {
+  // Nothing selected (e.g. an empty prediction): nothing to label.
+  if ((label == 0 ? labels.count_nonzero() : labels.count(label)) == 0) return labels;
   const Components cc = connected_components(labels, connectivity, label);
   LabelMap out = labels;
   const int32_t* ids = cc.ids.data<int32_t>();
@@ -108,12 +110,7 @@ LabelMap remove_components_below_fraction_of_largest(const LabelMap& labels, dou
 
 LabelMap remove_components(const LabelMap& labels, const ComponentRules& rules, Connectivity connectivity,
                            uint8_t label) {
-  const bool any_rule = rules.min_volume_ml > 0 || rules.min_voxels > 0 || rules.min_fraction_of_largest > 0;
-  const uint8_t* v = labels.data();
-  const int64_t n = labels.voxel_count();
-  bool any_foreground = false;
-  for (int64_t i = 0; i < n && !any_foreground; ++i) any_foreground = label == 0 ? v[i] != 0 : v[i] == label;
-  if (!any_rule || !any_foreground) return labels;
+  if (rules.min_volume_ml <= 0 && rules.min_voxels <= 0 && rules.min_fraction_of_largest <= 0) return labels;
   // The size rules are monotone in the voxel count, so the largest component survives them
   // whenever any component does: the fraction rule may use the largest of all components.
   return filter_components(labels, connectivity, label, [&rules](const Component& c, int64_t largest) {

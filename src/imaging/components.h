@@ -33,7 +33,8 @@ Components connected_components(const LabelMap& labels, Connectivity connectivit
                                 uint8_t label = 0);
 
 // Returns `labels` with the components (of the selected foreground) smaller than min_voxels set to 0.
-// Voxels outside the selected foreground keep their label.
+// Voxels outside the selected foreground keep their label. These filters return a label map
+// without selected foreground as it is, without labelling it.
 LabelMap remove_small_components(const LabelMap& labels, int64_t min_voxels,
                                  Connectivity connectivity = Connectivity::Full, uint8_t label = 0);
 // Same with a volume threshold: components with volume_ml < min_volume_ml are removed.
@@ -50,8 +51,7 @@ LabelMap remove_components_below_fraction_of_largest(const LabelMap& labels, dou
 
 // The three rules above in one labelling (a rule at 0 is off): the same result as applying
 // remove_small_components_ml, remove_small_components and then
-// remove_components_below_fraction_of_largest, at the cost of one. A label map without selected
-// foreground is returned as it is without labelling.
+// remove_components_below_fraction_of_largest, at the cost of one.
 struct ComponentRules {
   double min_volume_ml = 0;
   int64_t min_voxels = 0;
