@@ -1,5 +1,6 @@
 // Benchmarks of the foundation: reading a DICOM series (against dcm2niix on the same series,
-// in the same run), reading a .nii.gz volume, and HD95 on a 256x256x100 label.
+// in the same run), reading a .nii.gz volume, HD95 on a 256x256x100 label, and linear resampling
+// of a CT-sized probability map back to its input grid (separable path against ITK's filter).
 // Prints Google Benchmark's table (median of repetitions) and then the ratios.
 // Usage: io_bench [--benchmark_repetitions=N] ; needs ../shared/data for the DICOM benchmarks.
 #include <benchmark/benchmark.h>
@@ -14,6 +15,7 @@
 #include <random>
 
 #include "tumorlab/imaging/metrics.h"
+#include "tumorlab/imaging/resample.h"
 #include "tumorlab/io/dicom.h"
 #include "tumorlab/io/image_io.h"
 
@@ -197,6 +199,31 @@ void BM_AllMetrics_256x256x100(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(imaging::compute_metrics(masks.second, masks.first).dice);
 }
 
+// What `predict` does after a CT network: p(foreground) on the network's 1.5625 x 1.5625 x 2.5 mm
+// grid (256 x 256 x 100) back onto the 0.78 mm input grid (512 x 512 x 100), oblique direction.
+void resample_back(benchmark::State& state, bool separable) {
+  static const auto setup = [] {
+    Geometry in;
+    in.size = {512, 512, 100};
+    in.spacing_mm = {0.78125, 0.78125, 2.5};
+    in.direction = {0.98, -0.198997487, 0, 0.198997487, 0.98, 0, 0, 0, 1};
+    const Geometry net = imaging::geometry_with_spacing(in, {1.5625, 1.5625, 2.5});
+    Volume p(net, PixelType::Float32);
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> u(0, 1);
+    for (int64_t i = 0; i < p.voxel_count(); ++i) p.data<float>()[i] = u(rng);
+    return std::make_pair(p, in);
+  }();
+  imaging::ResampleOptions o;
+  o.separable = separable;
+  for (auto _ : state) {
+    Volume out = imaging::resample(setup.first, setup.second, o);
+    benchmark::DoNotOptimize(out.raw());
+  }
+}
+void BM_ResampleBack_CT_separable(benchmark::State& state) { resample_back(state, true); }
+void BM_ResampleBack_CT_itk(benchmark::State& state) { resample_back(state, false); }
+
 BENCHMARK(BM_ReadDicomSeries)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ConvertDicomToNifti_tumorlab)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ConvertDicomToNifti_dcm2niix)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -206,6 +233,8 @@ BENCHMARK(BM_ConvertDicomStudy_dcm2niix)->Unit(benchmark::kMillisecond)->UseReal
 BENCHMARK(BM_ReadNiftiGz_256x256x100)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Hd95_256x256x100)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_AllMetrics_256x256x100)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ResampleBack_CT_separable)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ResampleBack_CT_itk)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Keeps the median of each benchmark to print ratios at the end.
 class MedianReporter : public benchmark::ConsoleReporter {
@@ -251,6 +280,11 @@ int main(int argc, char** argv) {
   if (c != m.end() && d != m.end() && d->second > 0) {
     std::cout << "DICOM study (7 series) -> NIfTI, tumorlab / dcm2niix time ratio: " << c->second / d->second
               << " (below 1 = tumorlab faster)\n";
+  }
+  const auto e = m.find("BM_ResampleBack_CT_separable"), f = m.find("BM_ResampleBack_CT_itk");
+  if (e != m.end() && f != m.end() && e->second > 0) {
+    std::cout << "resample back 256x256x100 -> 512x512x100, ITK filter / separable time ratio: " << f->second / e->second
+              << " (above 1 = separable faster)\n";
   }
   std::error_code ec;
   fs::remove_all(scratch(), ec);

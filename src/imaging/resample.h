@@ -30,6 +30,9 @@ struct ResampleOptions {
   Interpolation interpolation = Interpolation::Linear;
   std::optional<PixelType> output_type;  // default: input type (Nearest) or float32 (Linear)
   double default_value = 0;              // for target voxels outside the source grid
+  // Linear, same direction cosines on both grids (resampling to a spacing and back): three 1D
+  // passes instead of ITK's filter, the same values to float rounding. false: always ITK's filter.
+  bool separable = true;
 };
 
 // The grid `resample_to_spacing` produces (see the conventions above).

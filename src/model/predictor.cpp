@@ -456,88 +456,94 @@ Prediction Predictor::predict(const Volume& image, const PredictOptions& options
 
   // Back to the input grid (only the ROI's part of it).
   const Geometry out_grid = use_roi ? imaging::cropped_geometry(input_grid, roi) : input_grid;
-  if (!region_grid.same_grid(out_grid)) {
-    imaging::ResampleOptions ro;
-    ro.interpolation = imaging::Interpolation::Linear;
-    ro.output_type = PixelType::Float32;
-    if (classes == 2) {
-      // Binary models: resample p(foreground) only, half the work (this was the one phase slower
-      // than the PyTorch run, bench/model_bench.py). p(background) = 1 - p(foreground); voxels
-      // outside the resampled field of view get 0 from the interpolator and stay background.
-      Volume foreground(region_grid, PixelType::Float32, 1);
-      std::memcpy(foreground.raw(), probs.channel_data<float>(1), foreground.size_bytes());
-      probs = Volume();
-      foreground = imaging::resample(foreground, out_grid, ro);
-      probs = Volume(out_grid, PixelType::Float32, 2);
-      const float* f = foreground.data<float>();
-      float* p0 = probs.channel_data<float>(0);
-      float* p1 = probs.channel_data<float>(1);
-      for (int64_t v = 0, n = out_grid.voxel_count(); v < n; ++v) {
-        p1[v] = f[v];
-        p0[v] = 1.0f - f[v];
+  const bool resampled = !region_grid.same_grid(out_grid);
+  const int64_t n = out_grid.voxel_count();
+  const double threshold = plans.inference.threshold;
+  const double norm = std::log(static_cast<double>(classes));
+  LabelMap label(out_grid);
+  uint8_t* lab = label.data();
+  Volume probability;
+  Volume entropy;
+  if (options.uncertainty) entropy = Volume(out_grid, PixelType::Float32);
+  float* h = options.uncertainty ? entropy.data<float>() : nullptr;
+  imaging::ResampleOptions ro;
+  ro.interpolation = imaging::Interpolation::Linear;
+  ro.output_type = PixelType::Float32;
+  if (classes == 2) {
+    // Binary models: p(foreground) is all there is to carry (p(background) = 1 - p): it is
+    // resampled alone (half the work; voxels outside the resampled field of view get 0 from the
+    // interpolator and stay background) and becomes the probability map in place.
+    probability = Volume(region_grid, PixelType::Float32, 1);
+    std::memcpy(probability.raw(), probs.channel_data<float>(1), probability.size_bytes());
+    probs = Volume();
+    if (resampled) probability = imaging::resample(probability, out_grid, ro);
+    probability.set_geometry(out_grid);
+    float* f = probability.data<float>();
+    for (int64_t v = 0; v < n; ++v) {
+      const float q = std::clamp(f[v], 0.0f, 1.0f);
+      f[v] = q;
+      lab[v] = q >= threshold ? 1 : 0;
+      if (h) {
+        double e = 0;
+        if (q > 0) e -= q * std::log(static_cast<double>(q));
+        if (q < 1) e -= (1 - q) * std::log(1.0 - q);
+        h[v] = static_cast<float>(std::clamp(e / norm, 0.0, 1.0));
       }
-    } else {
-      probs = imaging::resample(probs, out_grid, ro);
     }
   } else {
-    probs.set_geometry(out_grid);
-  }
-
-  const int64_t n = out_grid.voxel_count();
-  std::vector<float*> p(classes);
-  for (int c = 0; c < classes; ++c) p[c] = probs.channel_data<float>(c);
-  LabelMap label(out_grid);
-  Volume probability(out_grid, PixelType::Float32);
-  float* prob = probability.data<float>();
-  uint8_t* lab = label.data();
-  const double threshold = plans.inference.threshold;
-  for (int64_t v = 0; v < n; ++v) {
-    double sum = 0;
-    for (int c = 0; c < classes; ++c) sum += p[c][v];
-    if (!(sum > 0.5)) {  // outside the resampled field of view: background
-      p[0][v] = 1;
-      for (int c = 1; c < classes; ++c) p[c][v] = 0;
-    } else if (std::abs(sum - 1) > 1e-6) {
-      for (int c = 0; c < classes; ++c) p[c][v] = static_cast<float>(p[c][v] / sum);
-    }
-    prob[v] = std::clamp(1.0f - p[0][v], 0.0f, 1.0f);
-    if (classes == 2) {
-      lab[v] = p[1][v] >= threshold ? 1 : 0;
+    if (resampled) {
+      probs = imaging::resample(probs, out_grid, ro);
     } else {
+      probs.set_geometry(out_grid);
+    }
+    std::vector<float*> p(classes);
+    for (int c = 0; c < classes; ++c) p[c] = probs.channel_data<float>(c);
+    probability = Volume(out_grid, PixelType::Float32);
+    float* prob = probability.data<float>();
+    for (int64_t v = 0; v < n; ++v) {
+      double sum = 0;
+      for (int c = 0; c < classes; ++c) sum += p[c][v];
+      if (!(sum > 0.5)) {  // outside the resampled field of view: background
+        p[0][v] = 1;
+        for (int c = 1; c < classes; ++c) p[c][v] = 0;
+      } else if (std::abs(sum - 1) > 1e-6) {
+        for (int c = 0; c < classes; ++c) p[c][v] = static_cast<float>(p[c][v] / sum);
+      }
+      prob[v] = std::clamp(1.0f - p[0][v], 0.0f, 1.0f);
       int best = 0;
       for (int c = 1; c < classes; ++c)
         if (p[c][v] > p[best][v]) best = c;
       lab[v] = static_cast<uint8_t>(best);
+      if (h) {
+        double e = 0;
+        for (int c = 0; c < classes; ++c) {
+          const double q = p[c][v];
+          if (q > 0) e -= q * std::log(q);
+        }
+        h[v] = static_cast<float>(std::clamp(e / norm, 0.0, 1.0));
+      }
     }
+    probs = Volume();
   }
   result.resample_seconds = lap(mark);
   label = imaging::remove_components(label, {plans.inference.min_lesion_ml, plans.inference.min_lesion_voxels,
                                              plans.inference.min_fraction_of_largest});
 
   if (options.uncertainty) {
-    Volume entropy(out_grid, PixelType::Float32);
-    float* h = entropy.data<float>();
-    const double norm = std::log(static_cast<double>(classes));
+    // Case score: mean normalised entropy over the predicted lesion and every voxel that is not
+    // confident (docs/uncertainty.md).
     const uint8_t* l = label.data();
     double sum = 0;
     int64_t count = 0;
     for (int64_t v = 0; v < n; ++v) {
-      double e = 0;
-      for (int c = 0; c < classes; ++c) {
-        const double q = p[c][v];
-        if (q > 0) e -= q * std::log(q);
-      }
-      e = std::clamp(e / norm, 0.0, 1.0);
-      h[v] = static_cast<float>(e);
-      if (l[v] != 0 || e >= kEntropyFloor) {
-        sum += e;
+      if (l[v] != 0 || h[v] >= kEntropyFloor) {
+        sum += h[v];
         ++count;
       }
     }
     result.case_score = count > 0 ? sum / static_cast<double>(count) : 0.0;
     result.uncertainty = use_roi ? imaging::uncrop(entropy, roi, input_grid, 0) : std::move(entropy);
   }
-  probs = Volume();
   if (use_roi) {
     label = imaging::uncrop(label, roi, input_grid, 0);
     probability = imaging::uncrop(probability, roi, input_grid, 0);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -23,6 +24,24 @@ TEST(Volume, Construct_ZeroFilledWithLayout) {
   v.channel_data<int16_t>(1)[v.linear_index(3, 2, 1)] = -7;
   EXPECT_EQ(v.value(v.linear_index(3, 2, 1), 1), -7);
   EXPECT_EQ(v.value(v.linear_index(3, 2, 1), 0), 0);
+}
+
+// Buffers of 4 MiB and more take the huge-page path (advised before the zero fill): still zero,
+// of the right size, and a volume made again in the same place (reused memory) is zero too.
+TEST(Volume, LargeBuffers_ZeroFilledAgainAfterReuse) {
+  Geometry g;
+  g.size = {700, 600, 5};
+  for (int round = 0; round < 2; ++round) {
+    Volume v(g, PixelType::Float32, 2);
+    ASSERT_EQ(v.size_bytes(), 700u * 600 * 5 * 2 * 4);
+    const float* f = v.data<float>();
+    for (int64_t i = 0; i < v.voxel_count() * 2; ++i) ASSERT_EQ(f[i], 0.0f) << "voxel " << i << ", round " << round;
+    std::fill(v.data<float>(), v.data<float>() + v.voxel_count() * 2, 3.5f);
+    LabelMap l(g);
+    ASSERT_EQ(l.voxels().size(), 700u * 600 * 5);
+    EXPECT_EQ(l.count_nonzero(), 0);
+    std::fill(l.voxels().begin(), l.voxels().end(), uint8_t{9});
+  }
 }
 
 TEST(Volume, TypedAccess_WrongTypeThrows) {
