@@ -35,7 +35,8 @@ struct Prediction {
   double seconds = 0;               // wall time of predict()
   // Parts of `seconds` (benchmarks, scores.json): checks + inversion + resampling to the plans'
   // spacing + normalisation; sliding window (network, TTA, Gaussian weighting); resampling the
-  // probabilities back to the input grid + threshold/argmax; small-lesion removal + uncertainty.
+  // probabilities back to the input grid + threshold/argmax + entropy map; small-lesion removal +
+  // case score.
   double preprocess_seconds = 0;
   double infer_seconds = 0;
   double resample_seconds = 0;
