@@ -82,5 +82,5 @@ TEST(ShippedModels, MipPet2d_HeldOutPatientsAboveFloor) {
 
 TEST(ShippedModels, LggFlair3d_HeldOutPatientsAboveFloor) {
   TUMORLAB_REQUIRE_SHARED_DATA();
-  check_model({"lgg-flair-3d", "Dataset002_LGGFLAIR", ".nii.gz", 2, 0.70});  // version 4: 0.786 on these 6
+  check_model({"lgg-flair-3d", "Dataset002_LGGFLAIR", ".nii.gz", 2, 0.70});  // version 5: 0.796 on these 6
 }
