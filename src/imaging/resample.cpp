@@ -96,8 +96,10 @@ bool same_direction(const Geometry& a, const Geometry& b) {
   return true;
 }
 
-// One channel of float32 voxels on `source` -> `out`, target.voxel_count() voxels (same direction).
-void resample_separable(const float* in, const Geometry& source, const Geometry& target, float default_value,
+// One channel of voxels of type T on `source` -> `out`, target.voxel_count() float32 voxels (same
+// direction). The source is read in its own type: no float copy of the input.
+template <class T>
+void resample_separable(const T* in, const Geometry& source, const Geometry& target, float default_value,
                         float* out) {
   AxisTaps taps[3];
   for (int a = 0; a < 3; ++a) {
@@ -122,13 +124,13 @@ void resample_separable(const float* in, const Geometry& source, const Geometry&
     for (int s = 0; s < 2; ++s)
       if (cached[s] == z) return cache[s].data();
     const int slot = cached[0] == keep ? 1 : 0;
-    const float* src = in + z * sy * sx;
+    const T* src = in + z * sy * sx;
     for (int64_t y = 0; y < sy; ++y) {  // x
-      const float* line = src + y * sx;
+      const T* line = src + y * sx;
       float* dst = row.data() + y * tx;
       for (int64_t x = 0; x < tx; ++x) {
         const auto u = static_cast<std::size_t>(x);
-        const float v0 = line[taps[0].i0[u]], v1 = line[taps[0].i1[u]];
+        const auto v0 = static_cast<float>(line[taps[0].i0[u]]), v1 = static_cast<float>(line[taps[0].i1[u]]);
         dst[x] = v0 + taps[0].w[u] * (v1 - v0);
       }
     }
@@ -217,10 +219,12 @@ Volume resample(const Volume& volume, const Geometry& target, const ResampleOpti
       });
     } else if (volume.pixel_type() != PixelType::Float64 && out_type != PixelType::Float64 &&
                options.separable && same_direction(volume.geometry(), target)) {
-      const Volume source = volume.pixel_type() == PixelType::Float32 ? Volume() : volume.channel(c).as_type(PixelType::Float32);
-      const float* in = source.empty() ? volume.channel_data<float>(c) : source.data<float>();
       part = Volume(target, PixelType::Float32);
-      resample_separable(in, volume.geometry(), target, static_cast<float>(options.default_value), part.data<float>());
+      dispatch_pixel_type(volume.pixel_type(), [&](auto tag) {
+        using T = decltype(tag);
+        resample_separable(volume.channel_data<T>(c), volume.geometry(), target,
+                           static_cast<float>(options.default_value), part.data<float>());
+      });
     } else if (volume.pixel_type() == PixelType::Float64 || out_type == PixelType::Float64) {
       auto image = itkbridge::to_itk<double>(volume, c);
       part = itkbridge::from_itk<double>(

@@ -473,8 +473,7 @@ Prediction Predictor::predict(const Volume& image, const PredictOptions& options
     // Binary models: p(foreground) is all there is to carry (p(background) = 1 - p): it is
     // resampled alone (half the work; voxels outside the resampled field of view get 0 from the
     // interpolator and stay background) and becomes the probability map in place.
-    probability = Volume(region_grid, PixelType::Float32, 1);
-    std::memcpy(probability.raw(), probs.channel_data<float>(1), probability.size_bytes());
+    probability = probs.channel(1);
     probs = Volume();
     if (resampled) probability = imaging::resample(probability, out_grid, ro);
     probability.set_geometry(out_grid);
