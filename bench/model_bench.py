@@ -511,8 +511,7 @@ def run_tumorlab(args, bundle, inputs_for_reps, work, tag, threads, bf16, is_png
     timings = work / "out" / f"{tag}.json"
     cmd = [str(args.tumorlab), "predict", "-m", str(bundle), *map(str, inputs_for_reps), "-o", str(out),
            "--threads", str(threads), "--timings", str(timings)]
-    if bf16:
-        cmd.append("--bf16")
+    cmd.append("--bf16" if bf16 else "--fp32")  # explicit: the plans may default to bf16
     if args.tta:
         cmd.append("--tta")
     rc, so, se, wall, rss = run_measured(cmd, env)

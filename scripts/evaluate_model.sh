@@ -31,7 +31,7 @@ for c in cases:
 print(f"evaluate_model: {len(cases)} held-out cases")
 EOF
 start=$(date +%s.%N)
-"$bin" predict -m "$model" "$out/images" -o "$out/pred" "$@"
+"$bin" predict -m "$model" "$out/images" -o "$out/pred" --timings "$out/timings.json" "$@"
 end=$(date +%s.%N)
 "$bin" evaluate --pred "$out/pred" --ref "$out/labels-all" --json "$out/all.json" --csv "$out/all.csv" -q
 # Patients vs controls from the per-case voxel counts in the reference.
@@ -74,7 +74,9 @@ ev = {k: s[k] for k in ("cases", "patients", "controls", "patients_mean_dice", "
                         "patients_mean_hd95_mm", "patients_mean_lesion_f1", "controls_with_false_positive")}
 ev = {k: (None if isinstance(v, float) and v != v else v) for k, v in ev.items()}  # NaN is not JSON
 ev.update({"dataset": dataset, "split": "split.json validation (held out from training)",
-           "settings": settings or "default", "measured": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")})
+           "settings": settings or "default",
+           "bf16": json.load(open(os.path.join(out, "timings.json")))["bf16"],  # the plans' default or --bf16/--fp32
+           "measured": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")})
 b["evaluation"] = ev
 tmp = path + ".tmp"
 with open(tmp, "w") as f:

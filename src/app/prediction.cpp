@@ -283,6 +283,7 @@ std::vector<CaseResult> predict(const PredictRequest& request,
     r.postprocess_seconds = p.postprocess_seconds;
     r.write_seconds = std::chrono::duration<double>(t_end - t_predict).count();
     r.model_load_seconds = model_load_seconds;
+    r.bf16 = p.bf16;
     results.push_back(r);
     if (on_case) on_case(r, static_cast<int>(results.size()), static_cast<int>(cases.size()));
   }
@@ -292,7 +293,7 @@ std::vector<CaseResult> predict(const PredictRequest& request,
     t["model"] = predictor.name();
     t["model_load_seconds"] = model_load_seconds;
     t["threads"] = request.threads;
-    t["bf16"] = request.bf16;
+    t["bf16"] = !results.empty() ? results.front().bf16 : request.bf16.value_or(false);
     t["tta"] = request.tta;
     t["cases"] = json::array();
     for (const auto& r : results) {

@@ -28,7 +28,7 @@ struct PredictRequest {
   std::filesystem::path output;               // folder (created)
   bool tta = false;
   bool uncertainty = false;
-  bool bf16 = false;
+  std::optional<bool> bf16;                   // unset: the plans' inference.bf16 (model::PredictOptions)
   std::optional<imaging::Box> roi;            // voxels of the input grid, end exclusive
   int threads = 0;                            // 0: all cores
   double overlap = -1;                        // < 0: the plans' value
@@ -55,6 +55,7 @@ struct CaseResult {
   double postprocess_seconds = 0;
   double write_seconds = 0;
   double model_load_seconds = 0;
+  bool bf16 = false;                          // the network ran under bfloat16 autocast
 };
 
 // A model argument as a bundle folder: an existing folder as given; otherwise a name looked up

@@ -11,7 +11,7 @@ Run add_predict(CLI::App& app) {
   struct Args {
     std::string model, output, roi, timings;
     std::vector<std::string> inputs;
-    bool uncertainty = false, tta = false, bf16 = false;
+    bool uncertainty = false, tta = false, bf16 = false, fp32 = false;
     int threads = 0;
     double overlap = -1;
   };
@@ -35,7 +35,10 @@ Run add_predict(CLI::App& app) {
                  "Only this box of the input grid, in voxels i0,j0,k0,i1,j1,k1 (end exclusive); outside is 0");
   app.add_option("--threads", args->threads, "LibTorch threads (0: all cores)")->capture_default_str();
   app.add_option("--overlap", args->overlap, "Sliding-window overlap in [0, 1) (default: the plans' value)");
-  app.add_flag("--bf16", args->bf16, "bfloat16 autocast for the network: faster on CPUs with AVX-512 BF16, less exact");
+  auto* bf16 = app.add_flag("--bf16", args->bf16,
+                            "bfloat16 autocast for the network: faster on CPUs with AVX-512 BF16, less exact "
+                            "(default: the plans' inference.bf16 on such CPUs, see the model card)");
+  app.add_flag("--fp32", args->fp32, "float32 for the network even when the plans ask for bf16")->excludes(bf16);
   app.add_option("--timings", args->timings,
                  "Write per-case timings (read, preprocess, infer, resample, postprocess, write, model load; "
                  "seconds) to this JSON file");
@@ -46,7 +49,8 @@ Run add_predict(CLI::App& app) {
     r.output = args->output;
     r.uncertainty = args->uncertainty;
     r.tta = args->tta;
-    r.bf16 = args->bf16;
+    if (args->bf16) r.bf16 = true;
+    if (args->fp32) r.bf16 = false;
     r.threads = args->threads;
     r.overlap = args->overlap;
     r.timings_file = args->timings;
@@ -57,7 +61,8 @@ Run add_predict(CLI::App& app) {
            << c.foreground_voxels << " foreground voxels (" << std::fixed << std::setprecision(2) << c.volume_ml
            << " mL)";
       if (args->uncertainty) line << ", score " << std::setprecision(4) << c.score;
-      line << ", " << std::setprecision(2) << c.seconds << " s (network " << c.predict_seconds << " s)";
+      line << ", " << std::setprecision(2) << c.seconds << " s (network " << c.predict_seconds << " s"
+           << (c.bf16 ? ", bf16" : "") << ")";
       std::cout << line.str() << std::endl;
     });
     if (args->uncertainty) std::cout << "wrote " << (std::filesystem::path(args->output) / "scores.json").string() << "\n";

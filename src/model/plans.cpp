@@ -103,7 +103,8 @@ json to_json(const Plans& p) {
         {"threshold", i.threshold},
         {"min_lesion_ml", i.min_lesion_ml},
         {"min_lesion_voxels", i.min_lesion_voxels},
-        {"min_fraction_of_largest", i.min_fraction_of_largest}}},
+        {"min_fraction_of_largest", i.min_fraction_of_largest},
+        {"bf16", i.bf16}}},
   };
 }
 
@@ -209,6 +210,7 @@ Plans plans_from_json(const json& j, const std::string& source) {
     read(i, "min_lesion_ml", p.inference.min_lesion_ml, w);
     read(i, "min_lesion_voxels", p.inference.min_lesion_voxels, w);
     read(i, "min_fraction_of_largest", p.inference.min_fraction_of_largest, w);
+    read(i, "bf16", p.inference.bf16, w);
   }
 
   // Validation: the numbers must make a network and a window that can run.

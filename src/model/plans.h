@@ -76,6 +76,10 @@ struct InferencePlan {
   // Components smaller than this fraction of the largest predicted component are removed
   // (0 = off, 1 = only the largest is kept): the prior of a disease with one lesion per patient.
   double min_fraction_of_largest = 0;
+  // bfloat16 autocast for the network by default, on CPUs that compute bf16 natively (AVX-512 BF16
+  // or AMX; elsewhere bf16 is emulated and slower, so float32 runs). Set it only after the model's
+  // card shows held-out Dice with bf16 equal to float32; `predict --fp32` / `--bf16` override it.
+  bool bf16 = false;
 };
 
 struct Plans {

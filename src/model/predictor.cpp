@@ -365,6 +365,16 @@ Predictor Predictor::load(const fs::path& bundle_folder) {
   return Predictor(std::move(impl));
 }
 
+bool cpu_has_native_bf16() {
+#if defined(__x86_64__) || defined(__i386__)
+  // AMX-capable CPUs have AVX-512 BF16 as well, so one check covers both.
+  static const bool has = __builtin_cpu_supports("avx512bf16") != 0;
+  return has;
+#else
+  return false;
+#endif
+}
+
 Prediction Predictor::predict(const Volume& image, const PredictOptions& options) const {
   const auto t0 = std::chrono::steady_clock::now();
   const Plans& plans = impl_->plans;
@@ -431,14 +441,16 @@ Prediction Predictor::predict(const Volume& image, const PredictOptions& options
   if (options.tta) w.mirror_axes = plans.inference.tta_mirror_axes;
   const bool mc = options.uncertainty && plans.network.dropout > 0 && plans.inference.mc_dropout_samples > 0;
   if (mc) w.mc_samples = plans.inference.mc_dropout_samples;
-  w.bf16 = options.bf16;
+  const bool bf16 = options.bf16.value_or(plans.inference.bf16 && cpu_has_native_bf16());
+  w.bf16 = bf16;
+  result.bf16 = bf16;
 
   Volume probs(region_grid, PixelType::Float32, classes);
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     configure_threads(options.threads);
     try {
-      AutocastGuard autocast(options.bf16);
+      AutocastGuard autocast(bf16);
       McDropoutGuard dropout(impl_->net, mc);
       const torch::Tensor input = torch::from_blob(const_cast<float*>(pre.data<float>()), {channels, rs[2], rs[1], rs[0]},
                                                    torch::kFloat32);

@@ -20,7 +20,9 @@ struct PredictOptions {
   std::optional<imaging::Box> roi;  // only this box of the input grid (voxels); outside = background
   int threads = 0;                  // LibTorch threads (0: all cores)
   double overlap = -1;              // < 0: plans.inference.overlap
-  bool bf16 = false;                // bfloat16 autocast for the network (faster convolutions, less exact)
+  // bfloat16 autocast for the network (faster convolutions, less exact). Unset: the plans'
+  // inference.bf16 when cpu_has_native_bf16(), else float32.
+  std::optional<bool> bf16;
   std::string source = "input";     // names the image in error messages (file name, case id)
 };
 
@@ -41,7 +43,12 @@ struct Prediction {
   double infer_seconds = 0;
   double resample_seconds = 0;
   double postprocess_seconds = 0;
+  bool bf16 = false;                // whether the network ran under bfloat16 autocast
 };
+
+// True when this CPU computes bfloat16 natively (AVX-512 BF16 or AMX-BF16), where bf16 autocast
+// makes convolutions faster; elsewhere LibTorch emulates it and float32 is faster.
+bool cpu_has_native_bf16();
 
 class Predictor {
  public:

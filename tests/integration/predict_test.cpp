@@ -69,7 +69,7 @@ Geometry oblique() {
 TEST(PredictCli, Help_ListsOptions) {
   const Result r = run("predict --help");
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* o : {"--model", "--uncertainty", "--tta", "--roi", "--threads", "--bf16", "Exit codes"})
+  for (const char* o : {"--model", "--uncertainty", "--tta", "--roi", "--threads", "--bf16", "--fp32", "Exit codes"})
     EXPECT_NE(r.out.find(o), std::string::npos) << o;
 }
 
@@ -134,6 +134,34 @@ TEST(PredictCli, Uncertainty_WritesMapsAndRankedScores) {
   std::string header;
   std::getline(csv, header);
   EXPECT_EQ(header, "case,score,foreground_voxels,volume_ml,seconds");
+}
+
+TEST(PredictCli, Bf16_FlagsOverrideThePlansDefault_ReportedInOutputAndTimings) {
+  TempDir dir;
+  model::Plans p = plans(3);
+  p.inference.bf16 = true;
+  model::write_untrained_bundle(dir / "m", p, 1);
+  io::write_image(pattern(oblique(), PixelType::Int16), dir / "brain.nii.gz");
+  auto timings_bf16 = [&](const std::string& flag, std::string* out) {
+    const fs::path t = dir / ("t" + flag + ".json");
+    const Result r = run("predict -m " + quote((dir / "m").string()) + " " + quote((dir / "brain.nii.gz").string()) +
+                         " -o " + quote((dir / "out").string()) + " --threads 1 --timings " + quote(t.string()) + " " +
+                         flag);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    *out = r.out;
+    std::ifstream in(t);
+    return nlohmann::json::parse(in)["bf16"].get<bool>();
+  };
+  std::string out;
+  EXPECT_FALSE(timings_bf16("--fp32", &out));
+  EXPECT_EQ(out.find(", bf16)"), std::string::npos) << out;
+  EXPECT_TRUE(timings_bf16("--bf16", &out));
+  EXPECT_NE(out.find(", bf16)"), std::string::npos) << out;
+
+  const Result both = run("predict -m " + quote((dir / "m").string()) + " " + quote((dir / "brain.nii.gz").string()) +
+                          " -o " + quote((dir / "out").string()) + " --bf16 --fp32");
+  EXPECT_NE(both.exit_code, 0);
+  EXPECT_NE(both.err.find("--fp32"), std::string::npos) << both.err;
 }
 
 TEST(PredictCli, BadModelOrInput_ExitTwoWithClearMessage) {

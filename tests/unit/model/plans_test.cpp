@@ -24,6 +24,7 @@ Plans example() {
   p.target_spacing_mm = {1, 1, 3};
   p.inference.min_lesion_ml = 0.1;
   p.inference.min_fraction_of_largest = 0.25;
+  p.inference.bf16 = true;
   return p;
 }
 ErrorCode code_of(const nlohmann::json& j) {
@@ -46,6 +47,7 @@ TEST(Plans, JsonRoundTrip_KeepsEveryField) {
   EXPECT_EQ(q.channels[0].normalization.scheme, imaging::NormalizationScheme::ZScore);
   EXPECT_DOUBLE_EQ(q.inference.min_lesion_ml, 0.1);
   EXPECT_DOUBLE_EQ(q.inference.min_fraction_of_largest, 0.25);
+  EXPECT_TRUE(q.inference.bf16);
 }
 
 TEST(Plans, BadFieldsRefusedNamingTheField) {

@@ -215,6 +215,40 @@ TEST(Predictor, OnePatchImage_EqualsSoftmaxOfDirectForwardPass) {
   EXPECT_TRUE(torch::allclose(sw, direct, 1e-5, 1e-6));
 }
 
+TEST(Predictor, Bf16_PlansDefaultOnNativeCpusOptionOverrides_CloseToFloat32) {
+  TempDir dir;
+  Plans plans = plans_3d();
+  const fs::path fp32_bundle = make_bundle(dir, plans, "fp32");
+  plans.inference.bf16 = true;
+  const fs::path bf16_bundle = make_bundle(dir, plans, "bf16");
+  Geometry g;
+  g.size = {24, 20, 10};
+  g.spacing_mm = {1, 1, 2};
+  const Volume image = random_volume(g, PixelType::Int16);
+
+  const Predictor fp32 = Predictor::load(fp32_bundle);
+  const Predictor bf16 = Predictor::load(bf16_bundle);
+  const Prediction a = fp32.predict(image);
+  EXPECT_FALSE(a.bf16);  // plans without inference.bf16: float32
+  const Prediction b = bf16.predict(image);
+  EXPECT_EQ(b.bf16, cpu_has_native_bf16());  // the plans' default only where bf16 is native
+  PredictOptions off;
+  off.bf16 = false;
+  const Prediction c = bf16.predict(image, off);
+  EXPECT_FALSE(c.bf16);
+  PredictOptions on;
+  on.bf16 = true;
+  const Prediction d = fp32.predict(image, on);
+  EXPECT_TRUE(d.bf16);
+
+  // Same weights: forced float32 equals the float32 model exactly; bf16 is close but not equal.
+  const torch::Tensor pa = as_tensor(a.probability), pc = as_tensor(c.probability), pd = as_tensor(d.probability);
+  EXPECT_TRUE(torch::equal(pa, pc));
+  const float bf16_diff = (pd - pa).abs().max().item<float>();
+  EXPECT_GT(bf16_diff, 0.0f);
+  EXPECT_LT(bf16_diff, 0.05f);
+}
+
 TEST(Predictor, Tta_EqualsAverageOfExplicitFlippedPasses) {
   TempDir dir;
   const Plans plans = plans_3d();
