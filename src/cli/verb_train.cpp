@@ -28,7 +28,7 @@ Run add_train(CLI::App& app) {
   struct Args {
     std::string dataset, plans, output, split, budget, init_from, export_dir, export_which = "best", export_version = "1";
     int epochs = 0, iterations = 0, threads = 0, workers = 2, validation_patches = 256;
-    bool no_resume = false, bf16 = false, export_only = false;
+    bool no_resume = false, bf16 = false, fp32 = false, export_only = false;
   };
   auto args = std::make_shared<Args>();
   app.add_option("dataset", args->dataset, "nnU-Net v2 raw dataset folder (dataset.json, imagesTr/, labelsTr/)")
@@ -56,8 +56,10 @@ Run add_train(CLI::App& app) {
                  "Most validation patches scored each epoch (fixed at the start; fewer = faster epochs)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_flag("--bf16", args->bf16,
-               "bf16 autocast for the network (default: plans.training.bf16); losses stay float32");
+  auto* bf16 = app.add_flag("--bf16", args->bf16,
+                            "bf16 autocast for the network (default: plans.training.bf16 on CPUs with AVX-512 BF16); "
+                            "losses stay float32");
+  app.add_flag("--fp32", args->fp32, "float32 for the network even when the plans ask for bf16")->excludes(bf16);
   app.add_flag("--no-resume", args->no_resume,
                "Start over even when the run folder holds a checkpoint (default: resume from last/)");
   app.add_option("--init-from", args->init_from,
@@ -92,6 +94,7 @@ Run add_train(CLI::App& app) {
     o.resume = !args->no_resume;
     o.init_from = args->init_from;
     if (args->bf16) o.bf16 = 1;
+    if (args->fp32) o.bf16 = 0;
     if (!args->budget.empty()) o.time_budget_seconds = app::parse_duration_seconds(args->budget);
     req.export_folder = args->export_dir;
     req.export_which = args->export_which;

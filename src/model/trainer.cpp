@@ -15,6 +15,7 @@
 #include "tumorlab/core/log.h"
 #include "tumorlab/model/bundle.h"
 #include "tumorlab/model/loss.h"
+#include "tumorlab/model/predictor.h"
 #include "tumorlab/model/sampler.h"
 #include "tumorlab/model/sliding_window.h"
 #include "tumorlab/model/training_data.h"
@@ -224,16 +225,6 @@ void load_checkpoint(const fs::path& dir, UNet& net, torch::optim::SGD* opt) {
   }
 }
 
-std::string format_duration(double s) {
-  if (!std::isfinite(s) || s < 0) return "?";
-  const long t = std::lround(s);
-  std::ostringstream o;
-  if (t >= 3600) o << t / 3600 << "h" << std::setw(2) << std::setfill('0') << (t % 3600) / 60 << "m";
-  else if (t >= 60) o << t / 60 << "m" << std::setw(2) << std::setfill('0') << t % 60 << "s";
-  else o << t << "s";
-  return o.str();
-}
-
 // Pseudo Dice over the validation batches; -1 when cancelled part-way.
 double pseudo_dice(UNet& net, std::vector<Batch>& batches, int dims, bool bf16, const std::atomic<bool>* cancel) {
   if (batches.empty()) return 0;
@@ -277,7 +268,8 @@ TrainResult train_impl(const TrainOptions& options) {
   const int epochs = options.epochs > 0 ? options.epochs : plans.training.epochs;
   const int iterations = options.iterations_per_epoch > 0 ? options.iterations_per_epoch
                                                           : plans.training.iterations_per_epoch;
-  const bool bf16 = options.bf16 < 0 ? plans.training.bf16 : options.bf16 > 0;
+  // The plans' bf16 applies where the CPU computes bf16 natively; elsewhere emulated bf16 is slower.
+  const bool bf16 = options.bf16 < 0 ? plans.training.bf16 && cpu_has_native_bf16() : options.bf16 > 0;
   const uint64_t seed = static_cast<uint64_t>(plans.training.seed);
   const int dims = plans.dims();
   if (epochs < 1 || iterations < 1) {

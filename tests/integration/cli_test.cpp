@@ -39,12 +39,13 @@ Volume small_volume(int fill_from = 0) {
 }  // namespace
 
 TEST(Cli, HelpOnEveryVerb_ExitZero) {
-  for (const char* verb : {"", "info ", "convert ", "evaluate "}) {
+  for (const char* verb : {"", "info ", "convert ", "evaluate ", "train ", "predict "}) {
     const Result r = run(std::string(verb) + "--help");
     EXPECT_EQ(r.exit_code, 0) << verb;
     EXPECT_NE(r.out.find("Exit codes"), std::string::npos) << verb << r.out;
   }
   EXPECT_NE(run("evaluate --help").out.find("--pred"), std::string::npos);
+  EXPECT_NE(run("train --help").out.find("--fp32"), std::string::npos);
   EXPECT_EQ(run("--version").exit_code, 0);
 }
 
@@ -52,6 +53,9 @@ TEST(Cli, UnknownVerbOrMissingArgument_ExitTwo) {
   EXPECT_EQ(run("frobnicate").exit_code, 2);
   EXPECT_EQ(run("info").exit_code, 2);
   EXPECT_EQ(run("evaluate --pred x").exit_code, 2);
+  const Result both = run("train data -p plans.json -o run --bf16 --fp32");
+  EXPECT_EQ(both.exit_code, 2);
+  EXPECT_NE(both.err.find("--fp32"), std::string::npos) << both.err;
 }
 
 TEST(Cli, InfoJson_ReportsGeometryOfAFile) {
