@@ -77,7 +77,7 @@ void check_model(const ShippedModel& m) {
 
 TEST(ShippedModels, MipPet2d_HeldOutPatientsAboveFloor) {
   TUMORLAB_REQUIRE_SHARED_DATA();
-  check_model({"mip-pet-2d", "Dataset001_MIPPET", ".png", 1, 0.45});
+  check_model({"mip-pet-2d", "Dataset001_MIPPET", ".png", 1, 0.50});  // version 2: 0.616 on these 6
 }
 
 TEST(ShippedModels, LggFlair3d_HeldOutPatientsAboveFloor) {
