@@ -86,6 +86,8 @@ const seeded = JSON.parse(seedRun.stdout.trim().split('\n').pop())
 // admin has a version to activate on the models screen.
 const extraModels = path.join(work, 'models')
 const copyVersion = '0-e2e-copy'
+// The version of the bundled mip-pet-2d (models/mip-pet-2d/bundle.json), which the admin activates.
+const bundledVersion = JSON.parse(fs.readFileSync(path.join(repo, 'models', 'mip-pet-2d', 'bundle.json'), 'utf8')).version
 {
   const src = path.join(repo, 'models', 'mip-pet-2d')
   const dst = path.join(extraModels, 'mip-pet-2d-e2e-copy')
@@ -449,7 +451,7 @@ try {
     await shot(page, '16-models-annotator-1920')
   }
 
-  // models screen (admin): activate the bundled mip-pet-2d@1 instead of the copy
+  // models screen (admin): activate the bundled mip-pet-2d (bundledVersion) instead of the copy
   {
     const adminPage = await newPage(1920, 1080)
     await login(adminPage, 'admin', ADMIN_PW)
@@ -458,13 +460,13 @@ try {
     const rowsN = await adminPage.getByTestId('model-row').count()
     const buttons = await adminPage.getByTestId('activate-model').count()
     const copyActive = (await adminPage.locator(`[data-testid=model-row][data-model-name="mip-pet-2d"][data-model-version="${copyVersion}"]`).getAttribute('data-active')) === '1'
-    await adminPage.locator('[data-testid=model-row][data-model-name="mip-pet-2d"][data-model-version="1"] [data-testid=activate-model]').click()
-    await adminPage.waitForSelector('[data-testid=model-row][data-model-name="mip-pet-2d"][data-model-version="1"][data-active="1"]')
+    await adminPage.locator(`[data-testid=model-row][data-model-name="mip-pet-2d"][data-model-version="${bundledVersion}"] [data-testid=activate-model]`).click()
+    await adminPage.waitForSelector(`[data-testid=model-row][data-model-name="mip-pet-2d"][data-model-version="${bundledVersion}"][data-active="1"]`)
     const after = (await getJson(annaToken, '/api/models')).items.filter((m) => m.name === 'mip-pet-2d')
-    const v1 = after.find((m) => m.version === '1')
+    const v1 = after.find((m) => m.version === bundledVersion)
     const cp = after.find((m) => m.version === copyVersion)
     check(
-      'an admin sees an activate button per version and activates mip-pet-2d@1 (the API then has it active and the other version not)',
+      `an admin sees an activate button per version and activates the bundled mip-pet-2d@${bundledVersion} (the API then has it active and the other version not)`,
       buttons === rowsN && copyActive && v1?.active === true && cp?.active === false,
       `${buttons} buttons for ${rowsN} rows; before: copy active ${copyActive}; after: ${after.map((m) => `${m.version} ${m.active ? 'active' : 'inactive'}`).join(', ')}`
     )
@@ -566,7 +568,7 @@ try {
     await small.getByTestId('train-epochs').fill('2')
     await small.getByTestId('train-iterations').fill('3')
     const versionsBefore = await small.locator('[data-testid=model-row][data-model-name="mip-pet-2d"]').count()
-    await small.locator(`[data-testid=model-row][data-model-name="mip-pet-2d"][data-model-version="1"] [data-testid=train-model]`).click()
+    await small.locator(`[data-testid=model-row][data-model-name="mip-pet-2d"][data-model-version="${bundledVersion}"] [data-testid=train-model]`).click()
     const jobRow = small.getByTestId('job-row').first()
     await jobRow.waitFor()
     const trainJobId = Number(await jobRow.getAttribute('data-job-id'))
@@ -586,7 +588,7 @@ try {
     // cancel: a long fine-tune, cancelled from its row while it runs
     await small.getByTestId('train-epochs').fill('200')
     await small.getByTestId('train-iterations').fill('')
-    await small.locator(`[data-testid=model-row][data-model-name="mip-pet-2d"][data-model-version="1"] [data-testid=train-model]`).click()
+    await small.locator(`[data-testid=model-row][data-model-name="mip-pet-2d"][data-model-version="${bundledVersion}"] [data-testid=train-model]`).click()
     await small.waitForFunction((prev) => Number(document.querySelector('[data-testid=job-row]')?.dataset.jobId) !== prev, trainJobId)
     const longRow = small.getByTestId('job-row').first()
     const longId = Number(await longRow.getAttribute('data-job-id'))
