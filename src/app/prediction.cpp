@@ -252,7 +252,7 @@ std::vector<CaseResult> predict(const PredictRequest& request,
   options.roi = request.roi;
   options.threads = request.threads;
   options.overlap = request.overlap;
-  options.bf16 = request.bf16;
+  options.bf16 = model::resolve_bf16(request.bf16, predictor.plans().inference.bf16);
 
   std::vector<CaseResult> results;
   for (const auto& c : cases) {
@@ -293,7 +293,7 @@ std::vector<CaseResult> predict(const PredictRequest& request,
     t["model"] = predictor.name();
     t["model_load_seconds"] = model_load_seconds;
     t["threads"] = request.threads;
-    t["bf16"] = !results.empty() ? results.front().bf16 : request.bf16.value_or(false);
+    t["bf16"] = *options.bf16;
     t["tta"] = request.tta;
     t["cases"] = json::array();
     for (const auto& r : results) {

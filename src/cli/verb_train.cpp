@@ -93,8 +93,8 @@ Run add_train(CLI::App& app) {
     o.workers = args->workers;
     o.resume = !args->no_resume;
     o.init_from = args->init_from;
-    if (args->bf16) o.bf16 = 1;
-    if (args->fp32) o.bf16 = 0;
+    if (args->bf16) o.bf16 = true;
+    if (args->fp32) o.bf16 = false;
     if (!args->budget.empty()) o.time_budget_seconds = app::parse_duration_seconds(args->budget);
     req.export_folder = args->export_dir;
     req.export_which = args->export_which;

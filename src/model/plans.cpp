@@ -279,4 +279,17 @@ void save_plans(const Plans& plans, const fs::path& path) {
   if (ec) throw Error(ErrorCode::IoFailure, path.string() + ": cannot write: " + ec.message());
 }
 
+bool cpu_has_native_bf16() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool has = __builtin_cpu_supports("avx512bf16") != 0;
+  return has;
+#else
+  return false;
+#endif
+}
+
+bool resolve_bf16(std::optional<bool> requested, bool planned) {
+  return requested.value_or(planned && cpu_has_native_bf16());
+}
+
 }  // namespace tumorlab::model

@@ -6,6 +6,7 @@
 #include <array>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -105,5 +106,12 @@ nlohmann::json to_json(const Plans& plans);
 Plans plans_from_json(const nlohmann::json& json, const std::string& source = "plans.json");
 Plans load_plans(const std::filesystem::path& path);
 void save_plans(const Plans& plans, const std::filesystem::path& path);
+
+// True when this CPU computes bfloat16 natively (AVX-512 BF16; AMX CPUs have it too), where bf16
+// autocast makes convolutions faster; elsewhere LibTorch emulates it and float32 is faster.
+bool cpu_has_native_bf16();
+// Whether a run uses bf16 autocast: the caller's explicit choice (--bf16 / --fp32), else what the
+// plans ask for (training.bf16 or inference.bf16) on CPUs with native bf16.
+bool resolve_bf16(std::optional<bool> requested, bool planned);
 
 }  // namespace tumorlab::model

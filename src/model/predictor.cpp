@@ -365,16 +365,6 @@ Predictor Predictor::load(const fs::path& bundle_folder) {
   return Predictor(std::move(impl));
 }
 
-bool cpu_has_native_bf16() {
-#if defined(__x86_64__) || defined(__i386__)
-  // AMX-capable CPUs have AVX-512 BF16 as well, so one check covers both.
-  static const bool has = __builtin_cpu_supports("avx512bf16") != 0;
-  return has;
-#else
-  return false;
-#endif
-}
-
 Prediction Predictor::predict(const Volume& image, const PredictOptions& options) const {
   const auto t0 = std::chrono::steady_clock::now();
   const Plans& plans = impl_->plans;
@@ -441,7 +431,7 @@ Prediction Predictor::predict(const Volume& image, const PredictOptions& options
   if (options.tta) w.mirror_axes = plans.inference.tta_mirror_axes;
   const bool mc = options.uncertainty && plans.network.dropout > 0 && plans.inference.mc_dropout_samples > 0;
   if (mc) w.mc_samples = plans.inference.mc_dropout_samples;
-  const bool bf16 = options.bf16.value_or(plans.inference.bf16 && cpu_has_native_bf16());
+  const bool bf16 = resolve_bf16(options.bf16, plans.inference.bf16);
   w.bf16 = bf16;
   result.bf16 = bf16;
 

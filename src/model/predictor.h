@@ -21,7 +21,7 @@ struct PredictOptions {
   int threads = 0;                  // LibTorch threads (0: all cores)
   double overlap = -1;              // < 0: plans.inference.overlap
   // bfloat16 autocast for the network (faster convolutions, less exact). Unset: the plans'
-  // inference.bf16 when cpu_has_native_bf16(), else float32.
+  // inference.bf16 on CPUs with native bf16 (resolve_bf16 in plans.h).
   std::optional<bool> bf16;
   std::string source = "input";     // names the image in error messages (file name, case id)
 };
@@ -45,10 +45,6 @@ struct Prediction {
   double postprocess_seconds = 0;
   bool bf16 = false;                // whether the network ran under bfloat16 autocast
 };
-
-// True when this CPU computes bfloat16 natively (AVX-512 BF16 or AMX-BF16), where bf16 autocast
-// makes convolutions faster; elsewhere LibTorch emulates it and float32 is faster.
-bool cpu_has_native_bf16();
 
 class Predictor {
  public:

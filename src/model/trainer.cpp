@@ -15,7 +15,6 @@
 #include "tumorlab/core/log.h"
 #include "tumorlab/model/bundle.h"
 #include "tumorlab/model/loss.h"
-#include "tumorlab/model/predictor.h"
 #include "tumorlab/model/sampler.h"
 #include "tumorlab/model/sliding_window.h"
 #include "tumorlab/model/training_data.h"
@@ -268,8 +267,7 @@ TrainResult train_impl(const TrainOptions& options) {
   const int epochs = options.epochs > 0 ? options.epochs : plans.training.epochs;
   const int iterations = options.iterations_per_epoch > 0 ? options.iterations_per_epoch
                                                           : plans.training.iterations_per_epoch;
-  // The plans' bf16 applies where the CPU computes bf16 natively; elsewhere emulated bf16 is slower.
-  const bool bf16 = options.bf16 < 0 ? plans.training.bf16 && cpu_has_native_bf16() : options.bf16 > 0;
+  const bool bf16 = resolve_bf16(options.bf16, plans.training.bf16);
   const uint64_t seed = static_cast<uint64_t>(plans.training.seed);
   const int dims = plans.dims();
   if (epochs < 1 || iterations < 1) {

@@ -60,7 +60,7 @@ struct TrainOptions {
   int iterations_per_epoch = 0;     // 0: plans.training.iterations_per_epoch
   int validation_patches_per_case = 3;
   int max_validation_patches = 256;
-  int bf16 = -1;                    // -1: plans.training.bf16 on CPUs with native bf16 (else off); 0 off; 1 on
+  std::optional<bool> bf16;         // unset: plans.training.bf16 on CPUs with native bf16 (resolve_bf16)
   std::function<void(int done, int total)> on_load;  // case loading progress
   std::function<void(const EpochReport&)> on_epoch;  // progress (called on the training thread)
   const std::atomic<bool>* cancel = nullptr;         // stop at the next iteration, saving last/

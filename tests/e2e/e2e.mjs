@@ -463,11 +463,11 @@ try {
     await adminPage.locator(`[data-testid=model-row][data-model-name="mip-pet-2d"][data-model-version="${bundledVersion}"] [data-testid=activate-model]`).click()
     await adminPage.waitForSelector(`[data-testid=model-row][data-model-name="mip-pet-2d"][data-model-version="${bundledVersion}"][data-active="1"]`)
     const after = (await getJson(annaToken, '/api/models')).items.filter((m) => m.name === 'mip-pet-2d')
-    const v1 = after.find((m) => m.version === bundledVersion)
+    const bundled = after.find((m) => m.version === bundledVersion)
     const cp = after.find((m) => m.version === copyVersion)
     check(
       `an admin sees an activate button per version and activates the bundled mip-pet-2d@${bundledVersion} (the API then has it active and the other version not)`,
-      buttons === rowsN && copyActive && v1?.active === true && cp?.active === false,
+      buttons === rowsN && copyActive && bundled?.active === true && cp?.active === false,
       `${buttons} buttons for ${rowsN} rows; before: copy active ${copyActive}; after: ${after.map((m) => `${m.version} ${m.active ? 'active' : 'inactive'}`).join(', ')}`
     )
     await shot(adminPage, '21-models-admin-1920')

@@ -50,6 +50,13 @@ TEST(Plans, JsonRoundTrip_KeepsEveryField) {
   EXPECT_TRUE(q.inference.bf16);
 }
 
+TEST(Plans, ResolveBf16_ExplicitChoiceWinsElsePlannedOnNativeCpus) {
+  EXPECT_TRUE(resolve_bf16(true, false));
+  EXPECT_FALSE(resolve_bf16(false, true));
+  EXPECT_FALSE(resolve_bf16(std::nullopt, false));
+  EXPECT_EQ(resolve_bf16(std::nullopt, true), cpu_has_native_bf16());
+}
+
 TEST(Plans, BadFieldsRefusedNamingTheField) {
   auto j = to_json(example());
   j["patch_size"] = {62, 64, 16};  // not divisible by the strides' product (4)
