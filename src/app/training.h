@@ -12,7 +12,7 @@ namespace tumorlab::app {
 struct TrainingRequest {
   model::TrainOptions options;          // dataset, plans, output, split, budget, threads, ...
   std::filesystem::path export_folder;  // when set: export_bundle(output, export_folder, export_which)
-  std::string export_which = "best";    // "best" or "last"
+  std::string export_which = "best";    // "best", "last" or "average"
   std::string export_version = "1";
   bool export_only = false;             // skip training: export the run's existing checkpoint
 };

@@ -67,8 +67,10 @@ Run add_train(CLI::App& app) {
                  "bundle when the run folder is gone); ignored when resuming from the run folder's last/");
   app.add_option("--export", args->export_dir,
                  "After training, export a model bundle (model.pt, plans.json, split.json, bundle.json) here");
-  app.add_option("--export-checkpoint", args->export_which, "Checkpoint to export: best or last")
-      ->check(CLI::IsMember({"best", "last"}))
+  app.add_option("--export-checkpoint", args->export_which,
+                 "Checkpoint to export: best, last, or average (the mean of the weights at the end of each of the "
+                 "run's last plans.training.average_epochs epochs)")
+      ->check(CLI::IsMember({"best", "last", "average"}))
       ->capture_default_str();
   app.add_flag("--export-only", args->export_only,
                "Do not train: export the run folder's checkpoint (--export-checkpoint) to --export");

@@ -80,6 +80,7 @@ json to_json(const Plans& p) {
         {"loss", t.loss},
         {"foreground_oversample", t.foreground_oversample},
         {"bf16", t.bf16},
+        {"average_epochs", t.average_epochs},
         {"seed", t.seed},
         {"augmentation",
          {{"mirror", a.mirror},
@@ -180,6 +181,7 @@ Plans plans_from_json(const json& j, const std::string& source) {
     read(t, "foreground_oversample", p.training.foreground_oversample, w);
     read(t, "bf16", p.training.bf16, w);
     read(t, "seed", p.training.seed, w);
+    read(t, "average_epochs", p.training.average_epochs, w);
     if (t.contains("augmentation")) {
       const json& a = t["augmentation"];
       auto& A = p.training.augmentation;
@@ -250,6 +252,8 @@ Plans plans_from_json(const json& j, const std::string& source) {
   require(p.inference.min_fraction_of_largest >= 0 && p.inference.min_fraction_of_largest <= 1,
           source + ".inference.min_fraction_of_largest",
           "must be in [0, 1], is " + std::to_string(p.inference.min_fraction_of_largest));
+  require(p.training.average_epochs >= 0, source + ".training.average_epochs",
+          "must be >= 0, is " + std::to_string(p.training.average_epochs));
   require(p.training.loss == "dice_ce" || p.training.loss == "dice_focal", source + ".training.loss",
           "must be \"dice_ce\" or \"dice_focal\"");
   return p;

@@ -63,6 +63,11 @@ struct TrainingPlan {
   double foreground_oversample = 0.33;        // share of patches centred on foreground
   bool bf16 = false;
   int seed = 42;
+  // Stochastic weight averaging: the run also keeps the mean of the weights at the end of each of
+  // its last `average_epochs` epochs (0 = off), exported with `train --export-checkpoint average`.
+  // Averaging the end points of a few epochs of a constant-ish learning rate smooths out the
+  // epoch-to-epoch noise of one checkpoint (Izmailov et al., 2018).
+  int average_epochs = 0;
   AugmentationPlan augmentation;
 };
 

@@ -27,6 +27,8 @@ using Clock = std::chrono::steady_clock;
 namespace tumorlab::model {
 namespace {
 
+constexpr const char* kAverageWeightsFile = "average.pt";  // in last/, when plans.training.average_epochs > 0
+
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 void set_threads(int threads) {
@@ -115,6 +117,7 @@ struct State {
   uint64_t seed = 0;
   int epochs = 0;
   std::string init_from;      // bundle the first run started from ("" = random initialisation)
+  std::vector<int> averaged_epochs;  // epochs whose end weights are in average.pt (plans.training.average_epochs)
   std::vector<History> history;
 };
 
@@ -143,6 +146,7 @@ json to_json(const State& s) {
           {"seed", s.seed},
           {"epochs", s.epochs},
           {"init_from", s.init_from},
+          {"averaged_epochs", s.averaged_epochs},
           {"rng", "splitmix64 streams seeded by (seed, epoch, iteration, sample); torch seeded per iteration"},
           {"history", h}};
 }
@@ -162,6 +166,7 @@ State state_from_json(const json& j, const std::string& source) {
     s.seed = j.at("seed").get<uint64_t>();
     s.epochs = j.at("epochs").get<int>();
     s.init_from = j.value("init_from", std::string());
+    s.averaged_epochs = j.value("averaged_epochs", std::vector<int>());
     for (const auto& e : j.at("history")) {
       s.history.push_back({e.at("epoch").get<int>(), e.at("lr").get<double>(), e.at("train_loss").get<double>(),
                            e.at("val_dice").get<double>(), e.at("val_dice_ema").get<double>(),
@@ -190,8 +195,10 @@ fs::path existing_checkpoint(const fs::path& run, const std::string& name) {
   return {};
 }
 
+// `average`, when given and the state has averaged epochs, is saved beside the weights as
+// average.pt, so the running weight average is replaced atomically with the checkpoint it belongs to.
 void save_checkpoint(const fs::path& run, const std::string& name, UNet& net, torch::optim::SGD& opt,
-                     const State& state) {
+                     const State& state, UNet* average = nullptr) {
   const fs::path tmp = run / (name + ".tmp"), dst = run / name, old = run / (name + ".old");
   std::error_code ec;
   fs::remove_all(tmp, ec);
@@ -200,6 +207,7 @@ void save_checkpoint(const fs::path& run, const std::string& name, UNet& net, to
   try {
     torch::save(net, (tmp / "model.pt").string());
     torch::save(opt, (tmp / "optimizer.pt").string());
+    if (average && !state.averaged_epochs.empty()) torch::save(*average, (tmp / kAverageWeightsFile).string());
   } catch (const c10::Error& e) {
     throw Error(ErrorCode::IoFailure, tmp.string() + ": cannot save the checkpoint: " + e.what_without_backtrace());
   }
@@ -222,6 +230,20 @@ void load_checkpoint(const fs::path& dir, UNet& net, torch::optim::SGD* opt) {
     throw Error(ErrorCode::CorruptFile, dir.string() + ": cannot load the checkpoint (does it match plans.json?): " +
                                             e.what_without_backtrace());
   }
+}
+
+// average <- (average * n + net) / (n + 1) over every floating-point parameter and buffer.
+void accumulate_average(UNet& average, UNet& net, std::size_t n) {
+  torch::NoGradGuard no_grad;
+  auto a = average->named_parameters(true), w = net->named_parameters(true);
+  auto ab = average->named_buffers(true), wb = net->named_buffers(true);
+  const double k = static_cast<double>(n) / static_cast<double>(n + 1);
+  auto update = [&](torch::Tensor& dst, const torch::Tensor& src) {
+    if (n == 0 || !dst.is_floating_point()) dst.copy_(src);
+    else dst.mul_(k).add_(src, 1.0 - k);
+  };
+  for (const auto& p : w) update(a[p.key()], p.value());
+  for (const auto& b : wb) update(ab[b.key()], b.value());
 }
 
 // Pseudo Dice over the validation batches; -1 when cancelled part-way.
@@ -354,12 +376,21 @@ TrainResult train_impl(const TrainOptions& options) {
   }
   net->train();
   torch::optim::SGD opt = make_optimizer(net, plans);
+  UNet average(unet_config_from_plans(plans));  // running weight average (plans.training.average_epochs)
   State state;
   state.seed = seed;
   if (!options.init_from.empty()) state.init_from = options.init_from.string();
   if (resuming) {
     state = state_from_json(read_json(last_dir / "state.json"), (last_dir / "state.json").string());
     load_checkpoint(last_dir, net, &opt);
+    if (!state.averaged_epochs.empty()) {
+      try {
+        torch::load(average, (last_dir / kAverageWeightsFile).string());
+      } catch (const c10::Error& e) {
+        throw Error(ErrorCode::CorruptFile, (last_dir / kAverageWeightsFile).string() +
+                                                ": cannot load the weight average: " + e.what_without_backtrace());
+      }
+    }
     log_info("train: resuming after epoch " + std::to_string(state.epochs_done) +
              (state.iteration ? " (+" + std::to_string(state.iteration) + " iterations)" : ""));
   }
@@ -382,7 +413,7 @@ TrainResult train_impl(const TrainOptions& options) {
       if (options.cancel && options.cancel->load()) {
         state.epoch_seconds += seconds_since(epoch_start);
         state.elapsed = elapsed_before + seconds_since(run_start);
-        save_checkpoint(run, "last", net, opt, state);
+        save_checkpoint(run, "last", net, opt, state, &average);
         result.cancelled = true;
         stop = true;
         break;
@@ -417,7 +448,7 @@ TrainResult train_impl(const TrainOptions& options) {
       // iterations), so a resume only repeats the validation.
       state.epoch_seconds += seconds_since(epoch_start);
       state.elapsed = elapsed_before + seconds_since(run_start);
-      save_checkpoint(run, "last", net, opt, state);
+      save_checkpoint(run, "last", net, opt, state, &average);
       result.cancelled = true;
       break;
     }
@@ -428,12 +459,17 @@ TrainResult train_impl(const TrainOptions& options) {
     const double epoch_seconds = state.epoch_seconds + seconds_since(epoch_start);
     const double train_loss = state.loss_sum / iterations;
     state.history.push_back({epoch + 1, lr, train_loss, dice, state.ema, epoch_seconds});
+    const int average_epochs = plans.training.average_epochs;
+    if (average_epochs > 0 && epoch + 1 > epochs - average_epochs) {
+      accumulate_average(average, net, state.averaged_epochs.size());
+      state.averaged_epochs.push_back(epoch + 1);
+    }
     state.epochs_done = epoch + 1;
     state.iteration = 0;
     state.loss_sum = 0;
     state.epoch_seconds = 0;
     state.elapsed = elapsed_before + seconds_since(run_start);
-    save_checkpoint(run, "last", net, opt, state);
+    save_checkpoint(run, "last", net, opt, state, &average);
     if (is_best) save_checkpoint(run, "best", net, opt, state);
     {
       const bool header = !fs::exists(run / "log.csv");
@@ -486,10 +522,22 @@ TrainResult train(const TrainOptions& options) {
 }
 
 void export_bundle(const fs::path& run, const fs::path& bundle, const std::string& which, const std::string& version) {
-  const fs::path dir = existing_checkpoint(run, which);
+  if (which != "best" && which != "last" && which != "average") {
+    throw Error(ErrorCode::BadArgument, "checkpoint to export must be best, last or average, is '" + which + "'");
+  }
+  // "average" is the weight average kept beside the last checkpoint.
+  const bool averaged = which == "average";
+  const fs::path dir = existing_checkpoint(run, averaged ? "last" : which);
   if (dir.empty()) throw Error(ErrorCode::FileNotFound, (run / which).string() + ": no checkpoint to export");
   const Plans plans = load_plans(run / "plans.json");
   const State state = state_from_json(read_json(dir / "state.json"), (dir / "state.json").string());
+  const fs::path weights = dir / (averaged ? kAverageWeightsFile : "model.pt");
+  if (averaged && (state.averaged_epochs.empty() || !fs::exists(weights))) {
+    throw Error(ErrorCode::FileNotFound,
+                dir.string() + ": the run holds no weight average (plans.training.average_epochs is " +
+                    std::to_string(plans.training.average_epochs) +
+                    "; the average starts with the last that many epochs of the run)");
+  }
   std::error_code ec;
   fs::create_directories(bundle, ec);
   if (ec) throw Error(ErrorCode::IoFailure, bundle.string() + ": cannot create: " + ec.message());
@@ -503,14 +551,14 @@ void export_bundle(const fs::path& run, const fs::path& bundle, const std::strin
   // held-out split (MODEL_CARD.md) is measured with exactly these weights. Loading casts to float32.
   try {
     UNet net(unet_config_from_plans(plans));
-    torch::load(net, (dir / "model.pt").string());
+    torch::load(net, weights.string());
     net->to(torch::kHalf);
     const fs::path tmp = (bundle / kBundleWeightsFile).string() + ".tmp";
     torch::save(net, tmp.string());
     fs::rename(tmp, bundle / kBundleWeightsFile, ec);
     if (ec) throw Error(ErrorCode::IoFailure, (bundle / kBundleWeightsFile).string() + ": cannot write: " + ec.message());
   } catch (const c10::Error& e) {
-    throw Error(ErrorCode::IoFailure, (dir / "model.pt").string() + ": cannot export: " + std::string(e.what_without_backtrace()));
+    throw Error(ErrorCode::IoFailure, weights.string() + ": cannot export: " + std::string(e.what_without_backtrace()));
   }
   save_plans(plans, bundle / kBundlePlansFile);
   if (fs::exists(run / "split.json")) copy(run / "split.json", bundle / "split.json");
@@ -525,6 +573,7 @@ void export_bundle(const fs::path& run, const fs::path& bundle, const std::strin
                    {"seed", state.seed},
                    {"initialised_from", state.init_from.empty() ? json(nullptr) : json(state.init_from)},
                    {"weights_dtype", "float16"}};
+  if (averaged) training["averaged_epochs"] = state.averaged_epochs;
   write_bundle_metadata(make_bundle_metadata(plans, version, training), bundle);
 }
 

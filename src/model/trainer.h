@@ -81,8 +81,9 @@ TrainResult train(const TrainOptions& options);
 
 // Copies a checkpoint into a model bundle folder: model.pt, plans.json, split.json, bundle.json
 // (format version, tumorlab version, LibTorch version, channel names, training summary). The
-// model card (MODEL_CARD.md) is written by hand from `tumorlab evaluate` results.
-// Errors: FileNotFound (no such checkpoint), IoFailure.
+// model card (MODEL_CARD.md) is written by hand from `tumorlab evaluate` results. `which`: "best",
+// "last", or "average" (the weight average kept in last/ when plans.training.average_epochs > 0).
+// Errors: BadArgument (other `which`), FileNotFound (no such checkpoint or no average), IoFailure.
 void export_bundle(const std::filesystem::path& run_folder, const std::filesystem::path& bundle_folder,
                    const std::string& which = "best", const std::string& version = "1");
 

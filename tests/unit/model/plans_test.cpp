@@ -25,6 +25,7 @@ Plans example() {
   p.inference.min_lesion_ml = 0.1;
   p.inference.min_fraction_of_largest = 0.25;
   p.inference.bf16 = true;
+  p.training.average_epochs = 5;
   return p;
 }
 ErrorCode code_of(const nlohmann::json& j) {
@@ -48,6 +49,11 @@ TEST(Plans, JsonRoundTrip_KeepsEveryField) {
   EXPECT_DOUBLE_EQ(q.inference.min_lesion_ml, 0.1);
   EXPECT_DOUBLE_EQ(q.inference.min_fraction_of_largest, 0.25);
   EXPECT_TRUE(q.inference.bf16);
+  EXPECT_EQ(q.training.average_epochs, 5);
+  // Plans written before a field existed still load, with its default.
+  auto old = to_json(p);
+  old["training"].erase("average_epochs");
+  EXPECT_EQ(plans_from_json(old).training.average_epochs, 0);
 }
 
 TEST(Plans, ResolveBf16_ExplicitChoiceWinsElsePlannedOnNativeCpus) {
@@ -66,6 +72,14 @@ TEST(Plans, BadFieldsRefusedNamingTheField) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::InvalidDataset);
     EXPECT_NE(std::string(e.what()).find("patch_size"), std::string::npos) << e.what();
+  }
+  j = to_json(example());
+  j["training"]["average_epochs"] = -1;
+  try {
+    plans_from_json(j);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("training.average_epochs"), std::string::npos) << e.what();
   }
   j = to_json(example());
   j["network"]["dims"] = 4;

@@ -382,6 +382,82 @@ TEST(Trainer, InitFromBundle_StartsFromItsWeights_OtherChannelsRefused) {
   }
 }
 
+// plans.training.average_epochs: last/average.pt holds the mean of the weights at the end of each
+// of the run's last N epochs, survives a stop and resume, and exports as a bundle.
+TEST(Trainer, WeightAverage_MeanOfLastEpochs_SurvivesResume_Exports) {
+  Plans p = disc_plans();
+  p.training.epochs = 3;
+  p.training.iterations_per_epoch = 3;
+  p.training.average_epochs = 2;
+  DiscRun r(p);
+  const fs::path run = r.dir / "run";
+  std::atomic<bool> cancel{false};
+  TrainOptions o = r.options("run");
+  o.cancel = &cancel;
+  bool average_after_epoch1 = true;
+  o.on_epoch = [&](const EpochReport& e) {
+    if (e.epoch == 1) average_after_epoch1 = fs::exists(run / "last" / "average.pt");
+    if (e.epoch == 2) cancel = true;  // stops before the first iteration of epoch 3
+  };
+  EXPECT_TRUE(train(o).cancelled);
+  EXPECT_FALSE(average_after_epoch1) << "epoch 1 is not one of the last 2 of 3";
+  auto load = [&](const fs::path& file) {
+    UNet net(unet_config_from_plans(p));
+    torch::load(net, file.string());
+    return net;
+  };
+  UNet w2 = load(run / "last" / "model.pt");
+  auto max_diff = [](UNet& a, UNet& b, double wa, UNet* c, double wc) {
+    const auto pa = a->named_parameters(true);
+    const auto pb = b->named_parameters(true);
+    double d = 0;
+    for (const auto& kv : pb) {
+      torch::Tensor expected = wa * pa[kv.key()];
+      if (c) expected = expected + wc * (*c)->named_parameters(true)[kv.key()];
+      d = std::max(d, (kv.value() - expected).abs().max().item<double>());
+    }
+    return d;
+  };
+  UNet avg2 = load(run / "last" / "average.pt");
+  EXPECT_EQ(max_diff(w2, avg2, 1.0, nullptr, 0), 0.0) << "the average of one epoch is that epoch's weights";
+
+  cancel = false;
+  o.on_epoch = nullptr;
+  const TrainResult rest = train(o);
+  EXPECT_TRUE(rest.finished);
+  UNet w3 = load(run / "last" / "model.pt");
+  UNet avg = load(run / "last" / "average.pt");
+  EXPECT_LT(max_diff(w2, avg, 0.5, &w3, 0.5), 1e-6) << "average = (epoch 2 + epoch 3) / 2";
+  EXPECT_GT(max_diff(w3, avg, 1.0, nullptr, 0), 1e-4) << "the average differs from the last weights";
+  std::ifstream in(run / "last" / "state.json");
+  EXPECT_EQ(nlohmann::json::parse(in).at("averaged_epochs"), nlohmann::json::array({2, 3}));
+
+  export_bundle(run, r.dir / "bundle", "average", "2");
+  const BundleMetadata meta = read_bundle_metadata(r.dir / "bundle");
+  EXPECT_EQ(meta.training.at("checkpoint"), "average");
+  EXPECT_EQ(meta.training.at("averaged_epochs"), nlohmann::json::array({2, 3}));
+  const Predictor predictor = Predictor::load(r.dir / "bundle");
+  const Prediction pred = predictor.predict(io::read_image(r.dataset / "imagesTr" / "disc_000_0000.png"));
+  EXPECT_EQ(pred.label.geometry().size, (std::array<int64_t, 3>{64, 64, 1}));
+
+  // A run without averaging has nothing to export as "average"; unknown names are refused.
+  Plans plain = disc_plans();
+  plain.training.epochs = 1;
+  plain.training.iterations_per_epoch = 1;
+  save_plans(plain, r.dir / "plain.json");
+  TrainOptions q = r.options("plain");
+  q.plans = r.dir / "plain.json";
+  ASSERT_TRUE(train(q).finished);
+  try {
+    export_bundle(r.dir / "plain", r.dir / "b2", "average");
+    FAIL() << "exported an average the run does not have";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::FileNotFound);
+    EXPECT_NE(std::string(e.what()).find("average_epochs is 0"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(export_bundle(r.dir / "plain", r.dir / "b3", "newest"), Error);
+}
+
 TEST(Trainer, ResumeWithOtherPlans_Refused) {
   Plans p = disc_plans();
   p.training.epochs = 2;
