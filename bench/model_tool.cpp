@@ -8,6 +8,12 @@
 //     runs the bundle's network on a raw float32 tensor, for the check that bench/pytorch_unet.py
 //     (the same U-Net in plain PyTorch) computes what tumorlab computes.
 //
+//   model_tool average PLANS.json OUT.pt IN1.pt IN2.pt ...
+//     writes the mean of checkpoint weight files (float32, as train's last/model.pt) of the
+//     plans' network: weight averaging of epoch snapshots taken before plans.training.average_epochs
+//     existed. Put OUT.pt at RUN/last/average.pt with the epochs in state.json's "averaged_epochs"
+//     and export with `tumorlab train ... --export-only --export-checkpoint average`.
+//
 // INPUT.f32: C*Z*Y*X little-endian float32, (C, Z, Y, X) order, already preprocessed.
 // LOGITS.f32: the network's logits for the first patch-sized window at the origin of the input
 //   (one forward pass of shape (1, C, pz, py, px); 2D networks take (1, C, py, px)), as float32
@@ -25,6 +31,7 @@
 #include "tumorlab/model/bundle.h"
 #include "tumorlab/model/plans.h"
 #include "tumorlab/model/sliding_window.h"
+#include "tumorlab/model/unet.h"
 
 namespace {
 
@@ -91,16 +98,46 @@ int logits(int argc, char** argv) {
   return 0;
 }
 
+int average(int argc, char** argv) {
+  using namespace tumorlab::model;
+  const Plans plans = load_plans(argv[2]);
+  UNet sum(unet_config_from_plans(plans));
+  torch::NoGradGuard no_grad;
+  const int n = argc - 4;
+  for (int i = 0; i < n; ++i) {
+    UNet w(unet_config_from_plans(plans));
+    torch::load(w, argv[4 + i]);
+    auto a = sum->named_parameters(true);
+    for (const auto& p : w->named_parameters(true)) {
+      if (i == 0) a[p.key()].copy_(p.value());
+      else a[p.key()].add_(p.value());
+    }
+    auto ab = sum->named_buffers(true);
+    for (const auto& b : w->named_buffers(true)) {
+      if (i == 0 || !b.value().is_floating_point()) ab[b.key()].copy_(b.value());
+      else ab[b.key()].add_(b.value());
+    }
+  }
+  for (auto& p : sum->parameters()) p.div_(n);
+  for (auto& b : sum->buffers())
+    if (b.is_floating_point()) b.div_(n);
+  torch::save(sum, argv[3]);
+  std::cout << "averaged " << n << " checkpoints into " << argv[3] << "\n";
+  return 0;
+}
+
 int main(int argc, char** argv) {
   const std::string verb = argc > 1 ? argv[1] : "";
   try {
     if (verb == "untrained" && argc >= 4) return untrained(argc, argv);
     if (verb == "logits" && argc >= 10) return logits(argc - 1, argv + 1);
+    if (verb == "average" && argc >= 5) return average(argc, argv);
   } catch (const std::exception& e) {
     std::cerr << "model_tool " << verb << ": " << e.what() << "\n";
     return 1;
   }
   std::cerr << "usage: model_tool untrained PLANS.json OUTDIR [SEED]\n"
-               "       model_tool logits BUNDLE INPUT.f32 C Z Y X LOGITS.f32 PROBS.f32 [--tta] [--threads N]\n";
+               "       model_tool logits BUNDLE INPUT.f32 C Z Y X LOGITS.f32 PROBS.f32 [--tta] [--threads N]\n"
+               "       model_tool average PLANS.json OUT.pt IN1.pt IN2.pt ...\n";
   return 2;
 }
