@@ -27,7 +27,7 @@ extern "C" void on_stop_signal(int sig) {
 Run add_train(CLI::App& app) {
   struct Args {
     std::string dataset, plans, output, split, budget, init_from, export_dir, export_which = "best", export_version = "1";
-    int epochs = 0, iterations = 0, threads = 0, workers = 2, validation_patches = 256;
+    int epochs = 0, iterations = 0, threads = 0, workers = 2, validation_patches = 256, folds = 0, fold = 0;
     bool no_resume = false, bf16 = false, fp32 = false, export_only = false;
   };
   auto args = std::make_shared<Args>();
@@ -40,6 +40,14 @@ Run add_train(CLI::App& app) {
   app.add_option("--split", args->split,
                  "Use this split.json ({\"train\": [...], \"validation\": [...]}) instead of making one "
                  "(by patient, stratified by foreground, seeded by plans.training.seed)");
+  auto* folds = app.add_option("--folds", args->folds,
+                               "Cross-validation: split the training patients of the split (--split, or the one made "
+                               "here) into this many folds by patient; the split's validation patients stay out")
+                    ->check(CLI::Range(2, 100));
+  app.add_option("--fold", args->fold, "Cross-validation: the fold (0 .. folds-1) to validate on; train on the others")
+      ->needs(folds)
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--time-budget", args->budget,
                  "Stop after the epoch that crosses this much training time in this run (3600s, 60m, 1h); "
                  "resume later with the same command");
@@ -95,6 +103,8 @@ Run add_train(CLI::App& app) {
     o.workers = args->workers;
     o.resume = !args->no_resume;
     o.init_from = args->init_from;
+    o.folds = args->folds;
+    o.fold = args->fold;
     if (args->bf16) o.bf16 = true;
     if (args->fp32) o.bf16 = false;
     if (!args->budget.empty()) o.time_budget_seconds = app::parse_duration_seconds(args->budget);

@@ -324,13 +324,39 @@ TrainResult train_impl(const TrainOptions& options) {
   std::vector<TrainingCase> cases =
       load_training_cases(options.dataset, plans, torch::get_num_threads(), options.on_load);
   Split split;
+  bool run_split = false;  // the run's own split.json, already a fold when the run is one
   if (!options.split.empty()) split = load_split(options.split);
-  else if (resuming && fs::exists(run / "split.json")) split = load_split(run / "split.json");
+  else if (resuming && fs::exists(run / "split.json")) split = load_split(run / "split.json"), run_split = true;
   else {
     std::vector<std::string> ids;
     std::vector<bool> fg;
     for (const auto& c : cases) ids.push_back(c.id), fg.push_back(c.has_foreground());
     split = make_split(ids, fg, options.validation_fraction, seed, plans.training.validation_cases);
+  }
+  if (run_split && (split.folds != options.folds || (options.folds > 0 && split.fold != options.fold))) {
+    throw Error(ErrorCode::BadArgument, (run / "split.json").string() + " is " +
+                                            (split.folds ? "fold " + std::to_string(split.fold) + " of " +
+                                                               std::to_string(split.folds)
+                                                         : std::string("not a cross-validation fold")) +
+                                            ": resume with the same --folds/--fold or start over with --no-resume");
+  }
+  if (options.folds > 0 && !run_split) {
+    if (split.folds > 0) {
+      throw Error(ErrorCode::BadArgument, options.split.string() + " is already a cross-validation fold: give the "
+                                                                   "outer split to --split");
+    }
+    std::map<std::string, bool> fg_of_case;
+    for (const auto& c : cases) fg_of_case[c.id] = c.has_foreground();
+    std::vector<bool> fg;
+    for (const auto& id : split.train) {
+      auto it = fg_of_case.find(id);
+      if (it == fg_of_case.end()) {
+        throw Error(ErrorCode::InvalidDataset, "split: case '" + id + "' is not a labelled training case of " +
+                                                   options.dataset.string());
+      }
+      fg.push_back(it->second);
+    }
+    split = make_fold(split.train, fg, options.folds, options.fold, seed);
   }
   if (resuming && !options.split.empty() && fs::exists(run / "split.json")) {
     const Split ours = load_split(run / "split.json");

@@ -58,6 +58,9 @@ struct TrainOptions {
   int threads = 0;                  // LibTorch threads (0: all cores)
   int workers = 1;                  // augmentation worker threads
   int iterations_per_epoch = 0;     // 0: plans.training.iterations_per_epoch
+  // Cross-validation (folds >= 2): train on the split's training patients except fold `fold`, and
+  // validate on that fold (make_fold); the split's own validation patients are not used at all.
+  int folds = 0, fold = 0;
   int validation_patches_per_case = 3;
   int max_validation_patches = 256;
   std::optional<bool> bf16;         // unset: plans.training.bf16 on CPUs with native bf16 (resolve_bf16)

@@ -250,12 +250,63 @@ Split make_split(const std::vector<std::string>& case_ids, const std::vector<boo
   return split;
 }
 
+Split make_fold(const std::vector<std::string>& case_ids, const std::vector<bool>& has_foreground, int folds, int fold,
+                uint64_t seed) {
+  if (case_ids.size() != has_foreground.size()) throw Error(ErrorCode::Internal, "make_fold: size mismatch");
+  if (folds < 2 || fold < 0 || fold >= folds) {
+    throw Error(ErrorCode::BadArgument, "cross-validation needs folds >= 2 and 0 <= fold < folds, got fold " +
+                                            std::to_string(fold) + " of " + std::to_string(folds));
+  }
+  std::map<std::string, std::vector<std::string>> cases_of;
+  std::map<std::string, bool> fg_of;
+  for (std::size_t i = 0; i < case_ids.size(); ++i) {
+    const std::string p = patient_id(case_ids[i]);
+    cases_of[p].push_back(case_ids[i]);
+    fg_of[p] = fg_of[p] || has_foreground[i];
+  }
+  if (fg_of.size() < static_cast<std::size_t>(folds)) {
+    throw Error(ErrorCode::BadArgument, "cross-validation: " + std::to_string(fg_of.size()) +
+                                            " training patients cannot fill " + std::to_string(folds) + " folds");
+  }
+  std::vector<std::string> strata[2];
+  for (const auto& [p, fg] : fg_of) strata[fg ? 1 : 0].push_back(p);  // sorted by the map
+  Rng rng(mix_seed(seed, 0xf01d));
+  std::set<std::string> val_patients;
+  std::size_t dealt = 0;  // continues across strata, so the folds' totals stay balanced too
+  for (auto& s : strata) {
+    for (std::size_t i = s.size(); i > 1; --i) std::swap(s[i - 1], s[static_cast<std::size_t>(rng.below(static_cast<int64_t>(i)))]);
+    for (const auto& p : s) {
+      if (static_cast<int>(dealt % static_cast<std::size_t>(folds)) == fold) val_patients.insert(p);
+      ++dealt;
+    }
+  }
+  Split split;
+  split.seed = seed;
+  split.folds = folds;
+  split.fold = fold;
+  for (const auto& [p, ids] : cases_of) {
+    auto& side = val_patients.count(p) ? split.validation : split.train;
+    side.insert(side.end(), ids.begin(), ids.end());
+  }
+  std::sort(split.train.begin(), split.train.end());
+  std::sort(split.validation.begin(), split.validation.end());
+  return split;
+}
+
 json to_json(const Split& split) {
-  return {{"format", "tumorlab-split"},
-          {"seed", split.seed},
-          {"rule", "by patient (case id without a trailing date/visit part), stratified by foreground"},
-          {"train", split.train},
-          {"validation", split.validation}};
+  json j = {{"format", "tumorlab-split"},
+            {"seed", split.seed},
+            {"rule", "by patient (case id without a trailing date/visit part), stratified by foreground"},
+            {"train", split.train},
+            {"validation", split.validation}};
+  if (split.folds > 0) {
+    j["folds"] = split.folds;
+    j["fold"] = split.fold;
+    j["rule"] = "fold " + std::to_string(split.fold) + " of a " + std::to_string(split.folds) +
+                "-fold cross-validation of the training patients of a split (its validation patients left out), "
+                "by patient, stratified by foreground";
+  }
+  return j;
 }
 
 Split load_split(const fs::path& path) {
@@ -271,6 +322,8 @@ Split load_split(const fs::path& path) {
     s.train = j.at("train").get<std::vector<std::string>>();
     s.validation = j.at("validation").get<std::vector<std::string>>();
     s.seed = j.value("seed", uint64_t{0});
+    s.folds = j.value("folds", 0);
+    s.fold = j.value("fold", 0);
   } catch (const json::exception& e) {
     throw Error(ErrorCode::InvalidDataset, path.string() + ": " + e.what());
   }

@@ -50,6 +50,7 @@ std::string patient_id(const std::string& case_id);
 struct Split {
   std::vector<std::string> train, validation;
   uint64_t seed = 0;
+  int folds = 0, fold = 0;  // folds > 0: fold `fold` of a cross-validation (make_fold)
 };
 
 // Fixed split by patient, seeded and platform-independent (own PRNG, own shuffle). Patients are
@@ -60,6 +61,14 @@ struct Split {
 // (shared across strata in proportion). Case lists are sorted.
 Split make_split(const std::vector<std::string>& case_ids, const std::vector<bool>& has_foreground, double fraction,
                  uint64_t seed, int validation_patients = 0);
+
+// Cross-validation inside `case_ids` (the training cases of an outer split, whose validation
+// patients stay out of every fold): patients are stratified by foreground, shuffled with `seed`
+// and dealt to `folds` folds in turn, so fold sizes differ by at most one patient per stratum.
+// Returns fold `fold` as validation and the other folds as train (sorted). Errors: BadArgument
+// (folds < 2, fold outside [0, folds), fewer patients than folds).
+Split make_fold(const std::vector<std::string>& case_ids, const std::vector<bool>& has_foreground, int folds, int fold,
+                uint64_t seed);
 
 nlohmann::json to_json(const Split& split);
 // Errors: FileNotFound, InvalidDataset (naming the file and field).

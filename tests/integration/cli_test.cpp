@@ -46,6 +46,7 @@ TEST(Cli, HelpOnEveryVerb_ExitZero) {
   }
   EXPECT_NE(run("evaluate --help").out.find("--pred"), std::string::npos);
   EXPECT_NE(run("train --help").out.find("--fp32"), std::string::npos);
+  EXPECT_NE(run("train --help").out.find("--folds"), std::string::npos);
   EXPECT_EQ(run("--version").exit_code, 0);
 }
 
@@ -56,6 +57,10 @@ TEST(Cli, UnknownVerbOrMissingArgument_ExitTwo) {
   const Result both = run("train data -p plans.json -o run --bf16 --fp32");
   EXPECT_EQ(both.exit_code, 2);
   EXPECT_NE(both.err.find("--fp32"), std::string::npos) << both.err;
+  const Result fold_alone = run("train data -p plans.json -o run --fold 1");  // --fold needs --folds
+  EXPECT_EQ(fold_alone.exit_code, 2);
+  EXPECT_NE(fold_alone.err.find("--folds"), std::string::npos) << fold_alone.err;
+  EXPECT_EQ(run("train data -p plans.json -o run --folds 1").exit_code, 2);  // at least 2 folds
 }
 
 TEST(Cli, InfoJson_ReportsGeometryOfAFile) {

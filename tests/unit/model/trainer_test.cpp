@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 #include <random>
+#include <map>
 #include <set>
 
 #include "test_support.h"
@@ -162,6 +163,50 @@ TEST(TrainerSplit, GroupsPatients_StratifiesForeground_StableForSeed) {
   const Split d = load_split(dir / "split.json");
   EXPECT_EQ(d.validation, a.validation);
   EXPECT_EQ(d.seed, 42u);
+}
+
+// make_fold: every patient validates in exactly one fold, all scans of a patient together, folds
+// balanced per stratum, reproducible for a seed; bad fold numbers refused.
+TEST(TrainerSplit, Folds_PartitionPatients_Balanced_Stable) {
+  std::vector<std::string> ids;
+  std::vector<bool> fg;
+  for (int i = 0; i < 17; ++i) ids.push_back("patient_" + std::to_string(100 + i)), fg.push_back(true);
+  for (int i = 0; i < 11; ++i) ids.push_back("control_" + std::to_string(100 + i)), fg.push_back(false);
+  for (const char* visit : {"19960909", "19970101"}) {
+    for (int p = 0; p < 3; ++p) ids.push_back("TCGA_CS_49" + std::to_string(p) + "_" + visit), fg.push_back(true);
+  }
+  std::map<std::string, int> validated;  // case -> times in a validation fold
+  for (int k = 0; k < 5; ++k) {
+    const Split f = make_fold(ids, fg, 5, k, 42);
+    EXPECT_EQ(f.folds, 5);
+    EXPECT_EQ(f.fold, k);
+    EXPECT_EQ(f.train.size() + f.validation.size(), ids.size());
+    std::set<std::string> val_patients, train_patients;
+    int val_fg = 0;
+    for (const auto& id : f.validation) {
+      ++validated[id];
+      val_patients.insert(patient_id(id));
+      val_fg += id.rfind("control_", 0) != 0;
+    }
+    for (const auto& id : f.train) train_patients.insert(patient_id(id));
+    for (const auto& p : val_patients) EXPECT_EQ(train_patients.count(p), 0u) << p << " on both sides";
+    // 20 patients with foreground, 11 without: 4 each, and 2 or 3 controls per fold.
+    EXPECT_GE(val_patients.size(), 6u);
+    EXPECT_LE(val_patients.size(), 7u);
+    EXPECT_EQ(make_fold(ids, fg, 5, k, 42).validation, f.validation);
+  }
+  EXPECT_EQ(validated.size(), ids.size());
+  for (const auto& [id, n] : validated) EXPECT_EQ(n, 1) << id;
+  EXPECT_NE(make_fold(ids, fg, 5, 0, 42).validation, make_fold(ids, fg, 5, 0, 43).validation);
+  EXPECT_THROW(make_fold(ids, fg, 5, 5, 42), Error);
+  EXPECT_THROW(make_fold(ids, fg, 1, 0, 42), Error);
+  EXPECT_THROW(make_fold({"a_1", "b_1"}, {true, false}, 3, 0, 42), Error);
+  // Recorded in split.json.
+  tumorlab::testing::TempDir dir;
+  save_split(make_fold(ids, fg, 5, 3, 42), dir / "split.json");
+  const Split back = load_split(dir / "split.json");
+  EXPECT_EQ(back.folds, 5);
+  EXPECT_EQ(back.fold, 3);
 }
 
 TEST(TrainerLoss, HandComputedDiceCe_PerfectNearZero_WrongHigh) {
@@ -456,6 +501,46 @@ TEST(Trainer, WeightAverage_MeanOfLastEpochs_SurvivesResume_Exports) {
     EXPECT_NE(std::string(e.what()).find("average_epochs is 0"), std::string::npos) << e.what();
   }
   EXPECT_THROW(export_bundle(r.dir / "plain", r.dir / "b3", "newest"), Error);
+}
+
+// --folds/--fold: the run trains and validates inside the outer split's training patients; its
+// split.json records the fold; resuming as another fold is refused.
+TEST(Trainer, CrossValidationFold_StaysInsideTheOuterTrainingPatients) {
+  Plans p = disc_plans();
+  p.training.epochs = 1;
+  p.training.iterations_per_epoch = 1;
+  DiscRun r(p, 16);
+  Split outer;
+  for (int c = 0; c < 16; ++c) {
+    char id[32];
+    std::snprintf(id, sizeof id, "disc_%03d", c);
+    (c < 4 ? outer.validation : outer.train).push_back(id);
+  }
+  save_split(outer, r.dir / "outer.json");
+  TrainOptions o = r.options("fold1");
+  o.split = r.dir / "outer.json";
+  o.folds = 3;
+  o.fold = 1;
+  ASSERT_TRUE(train(o).finished);
+  const Split f = load_split(r.dir / "fold1" / "split.json");
+  EXPECT_EQ(f.folds, 3);
+  EXPECT_EQ(f.fold, 1);
+  EXPECT_EQ(f.train.size() + f.validation.size(), 12u);
+  EXPECT_EQ(f.validation.size(), 4u);
+  for (const auto& id : outer.validation) {
+    EXPECT_EQ(std::count(f.train.begin(), f.train.end(), id), 0) << id;
+    EXPECT_EQ(std::count(f.validation.begin(), f.validation.end(), id), 0) << id;
+  }
+  TrainOptions other = r.options("fold1");
+  other.folds = 3;
+  other.fold = 2;
+  try {
+    train(other);
+    FAIL() << "resumed fold 1 as fold 2";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::BadArgument);
+    EXPECT_NE(std::string(e.what()).find("fold 1 of 3"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Trainer, ResumeWithOtherPlans_Refused) {
