@@ -101,27 +101,14 @@ int logits(int argc, char** argv) {
 int average(int argc, char** argv) {
   using namespace tumorlab::model;
   const Plans plans = load_plans(argv[2]);
-  UNet sum(unet_config_from_plans(plans));
-  torch::NoGradGuard no_grad;
+  UNet mean(unet_config_from_plans(plans));
   const int n = argc - 4;
   for (int i = 0; i < n; ++i) {
     UNet w(unet_config_from_plans(plans));
     torch::load(w, argv[4 + i]);
-    auto a = sum->named_parameters(true);
-    for (const auto& p : w->named_parameters(true)) {
-      if (i == 0) a[p.key()].copy_(p.value());
-      else a[p.key()].add_(p.value());
-    }
-    auto ab = sum->named_buffers(true);
-    for (const auto& b : w->named_buffers(true)) {
-      if (i == 0 || !b.value().is_floating_point()) ab[b.key()].copy_(b.value());
-      else ab[b.key()].add_(b.value());
-    }
+    average_into(mean, w, static_cast<std::size_t>(i));
   }
-  for (auto& p : sum->parameters()) p.div_(n);
-  for (auto& b : sum->buffers())
-    if (b.is_floating_point()) b.div_(n);
-  torch::save(sum, argv[3]);
+  torch::save(mean, argv[3]);
   std::cout << "averaged " << n << " checkpoints into " << argv[3] << "\n";
   return 0;
 }

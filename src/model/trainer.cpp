@@ -232,20 +232,6 @@ void load_checkpoint(const fs::path& dir, UNet& net, torch::optim::SGD* opt) {
   }
 }
 
-// average <- (average * n + net) / (n + 1) over every floating-point parameter and buffer.
-void accumulate_average(UNet& average, UNet& net, std::size_t n) {
-  torch::NoGradGuard no_grad;
-  auto a = average->named_parameters(true), w = net->named_parameters(true);
-  auto ab = average->named_buffers(true), wb = net->named_buffers(true);
-  const double k = static_cast<double>(n) / static_cast<double>(n + 1);
-  auto update = [&](torch::Tensor& dst, const torch::Tensor& src) {
-    if (n == 0 || !dst.is_floating_point()) dst.copy_(src);
-    else dst.mul_(k).add_(src, 1.0 - k);
-  };
-  for (const auto& p : w) update(a[p.key()], p.value());
-  for (const auto& b : wb) update(ab[b.key()], b.value());
-}
-
 // Pseudo Dice over the validation batches; -1 when cancelled part-way.
 double pseudo_dice(UNet& net, std::vector<Batch>& batches, int dims, bool bf16, const std::atomic<bool>* cancel) {
   if (batches.empty()) return 0;
@@ -340,22 +326,23 @@ TrainResult train_impl(const TrainOptions& options) {
                                                          : std::string("not a cross-validation fold")) +
                                             ": resume with the same --folds/--fold or start over with --no-resume");
   }
+  std::map<std::string, const TrainingCase*> by_id;
+  for (const auto& c : cases) by_id[c.id] = &c;
+  auto case_of = [&](const std::string& id) {
+    auto it = by_id.find(id);
+    if (it == by_id.end()) {
+      throw Error(ErrorCode::InvalidDataset, "split: case '" + id + "' is not a labelled training case of " +
+                                                 options.dataset.string());
+    }
+    return it->second;
+  };
   if (options.folds > 0 && !run_split) {
     if (split.folds > 0) {
       throw Error(ErrorCode::BadArgument, options.split.string() + " is already a cross-validation fold: give the "
                                                                    "outer split to --split");
     }
-    std::map<std::string, bool> fg_of_case;
-    for (const auto& c : cases) fg_of_case[c.id] = c.has_foreground();
     std::vector<bool> fg;
-    for (const auto& id : split.train) {
-      auto it = fg_of_case.find(id);
-      if (it == fg_of_case.end()) {
-        throw Error(ErrorCode::InvalidDataset, "split: case '" + id + "' is not a labelled training case of " +
-                                                   options.dataset.string());
-      }
-      fg.push_back(it->second);
-    }
+    for (const auto& id : split.train) fg.push_back(case_of(id)->has_foreground());
     split = make_fold(split.train, fg, options.folds, options.fold, seed);
   }
   if (resuming && !options.split.empty() && fs::exists(run / "split.json")) {
@@ -365,19 +352,9 @@ TrainResult train_impl(const TrainOptions& options) {
                                                                    "the same split or start over with --no-resume");
     }
   }
-  std::map<std::string, const TrainingCase*> by_id;
-  for (const auto& c : cases) by_id[c.id] = &c;
   std::vector<const TrainingCase*> train_cases, val_cases;
-  for (const auto* list : {&split.train, &split.validation}) {
-    for (const auto& id : *list) {
-      auto it = by_id.find(id);
-      if (it == by_id.end()) {
-        throw Error(ErrorCode::InvalidDataset, "split: case '" + id + "' is not a labelled training case of " +
-                                                   options.dataset.string());
-      }
-      (list == &split.train ? train_cases : val_cases).push_back(it->second);
-    }
-  }
+  for (const auto& id : split.train) train_cases.push_back(case_of(id));
+  for (const auto& id : split.validation) val_cases.push_back(case_of(id));
   if (train_cases.empty()) throw Error(ErrorCode::InvalidDataset, "split: no training cases");
   save_split(split, run / "split.json");
   std::vector<Batch> val_batches = make_validation_batches(val_cases, plans, seed, options.validation_patches_per_case,
@@ -487,7 +464,7 @@ TrainResult train_impl(const TrainOptions& options) {
     state.history.push_back({epoch + 1, lr, train_loss, dice, state.ema, epoch_seconds});
     const int average_epochs = plans.training.average_epochs;
     if (average_epochs > 0 && epoch + 1 > epochs - average_epochs) {
-      accumulate_average(average, net, state.averaged_epochs.size());
+      average_into(average, net, state.averaged_epochs.size());
       state.averaged_epochs.push_back(epoch + 1);
     }
     state.epochs_done = epoch + 1;

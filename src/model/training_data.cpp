@@ -209,29 +209,58 @@ std::string patient_id(const std::string& case_id) {
   return id.empty() ? case_id : id;
 }
 
-Split make_split(const std::vector<std::string>& case_ids, const std::vector<bool>& has_foreground, double fraction,
-                 uint64_t seed, int validation_patients) {
-  if (case_ids.size() != has_foreground.size()) throw Error(ErrorCode::Internal, "make_split: size mismatch");
-  if (!(fraction >= 0 && fraction < 1)) {
-    throw Error(ErrorCode::BadArgument, "validation fraction must be in [0, 1), is " + std::to_string(fraction));
-  }
+namespace {
+
+// Cases grouped by patient; a patient has foreground when any of its cases has.
+struct Patients {
   std::map<std::string, std::vector<std::string>> cases_of;
+  std::vector<std::string> strata[2];  // patients without / with foreground, sorted
+};
+
+Patients group_by_patient(const std::vector<std::string>& case_ids, const std::vector<bool>& has_foreground) {
+  if (case_ids.size() != has_foreground.size()) throw Error(ErrorCode::Internal, "split: size mismatch");
+  Patients out;
   std::map<std::string, bool> fg_of;
   for (std::size_t i = 0; i < case_ids.size(); ++i) {
     const std::string p = patient_id(case_ids[i]);
-    cases_of[p].push_back(case_ids[i]);
+    out.cases_of[p].push_back(case_ids[i]);
     fg_of[p] = fg_of[p] || has_foreground[i];
   }
-  std::vector<std::string> strata[2];
-  for (const auto& [p, fg] : fg_of) strata[fg ? 1 : 0].push_back(p);  // sorted by the map
-  const std::size_t total = fg_of.size();
-  Rng rng(mix_seed(seed, 0x5917));
+  for (const auto& [p, fg] : fg_of) out.strata[fg ? 1 : 0].push_back(p);  // sorted by the map
+  return out;
+}
+
+// Fisher-Yates with our own generator: the same order on every platform.
+void shuffle(std::vector<std::string>& v, Rng& rng) {
+  for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[static_cast<std::size_t>(rng.below(static_cast<int64_t>(i)))]);
+}
+
+// The cases of `val_patients` to validation, the others to train, both sorted.
+Split assemble(const Patients& patients, const std::set<std::string>& val_patients, uint64_t seed) {
   Split split;
   split.seed = seed;
+  for (const auto& [p, ids] : patients.cases_of) {
+    auto& side = val_patients.count(p) ? split.validation : split.train;
+    side.insert(side.end(), ids.begin(), ids.end());
+  }
+  std::sort(split.train.begin(), split.train.end());
+  std::sort(split.validation.begin(), split.validation.end());
+  return split;
+}
+
+}  // namespace
+
+Split make_split(const std::vector<std::string>& case_ids, const std::vector<bool>& has_foreground, double fraction,
+                 uint64_t seed, int validation_patients) {
+  if (!(fraction >= 0 && fraction < 1)) {
+    throw Error(ErrorCode::BadArgument, "validation fraction must be in [0, 1), is " + std::to_string(fraction));
+  }
+  Patients patients = group_by_patient(case_ids, has_foreground);
+  const std::size_t total = patients.cases_of.size();
+  Rng rng(mix_seed(seed, 0x5917));
   std::set<std::string> val_patients;
-  for (auto& s : strata) {
-    // Fisher-Yates with our own generator: the same split on every platform.
-    for (std::size_t i = s.size(); i > 1; --i) std::swap(s[i - 1], s[static_cast<std::size_t>(rng.below(static_cast<int64_t>(i)))]);
+  for (auto& s : patients.strata) {
+    shuffle(s, rng);
     if (s.size() < 2) continue;
     double want = validation_patients > 0
                       ? static_cast<double>(validation_patients) * static_cast<double>(s.size()) / static_cast<double>(total)
@@ -241,55 +270,32 @@ Split make_split(const std::vector<std::string>& case_ids, const std::vector<boo
     n = std::max<std::size_t>(1, std::min(n, s.size() - 1));
     for (std::size_t i = 0; i < n; ++i) val_patients.insert(s[i]);
   }
-  for (const auto& [p, ids] : cases_of) {
-    auto& side = val_patients.count(p) ? split.validation : split.train;
-    side.insert(side.end(), ids.begin(), ids.end());
-  }
-  std::sort(split.train.begin(), split.train.end());
-  std::sort(split.validation.begin(), split.validation.end());
-  return split;
+  return assemble(patients, val_patients, seed);
 }
 
 Split make_fold(const std::vector<std::string>& case_ids, const std::vector<bool>& has_foreground, int folds, int fold,
                 uint64_t seed) {
-  if (case_ids.size() != has_foreground.size()) throw Error(ErrorCode::Internal, "make_fold: size mismatch");
   if (folds < 2 || fold < 0 || fold >= folds) {
     throw Error(ErrorCode::BadArgument, "cross-validation needs folds >= 2 and 0 <= fold < folds, got fold " +
                                             std::to_string(fold) + " of " + std::to_string(folds));
   }
-  std::map<std::string, std::vector<std::string>> cases_of;
-  std::map<std::string, bool> fg_of;
-  for (std::size_t i = 0; i < case_ids.size(); ++i) {
-    const std::string p = patient_id(case_ids[i]);
-    cases_of[p].push_back(case_ids[i]);
-    fg_of[p] = fg_of[p] || has_foreground[i];
-  }
-  if (fg_of.size() < static_cast<std::size_t>(folds)) {
-    throw Error(ErrorCode::BadArgument, "cross-validation: " + std::to_string(fg_of.size()) +
+  Patients patients = group_by_patient(case_ids, has_foreground);
+  if (patients.cases_of.size() < static_cast<std::size_t>(folds)) {
+    throw Error(ErrorCode::BadArgument, "cross-validation: " + std::to_string(patients.cases_of.size()) +
                                             " training patients cannot fill " + std::to_string(folds) + " folds");
   }
-  std::vector<std::string> strata[2];
-  for (const auto& [p, fg] : fg_of) strata[fg ? 1 : 0].push_back(p);  // sorted by the map
   Rng rng(mix_seed(seed, 0xf01d));
   std::set<std::string> val_patients;
   std::size_t dealt = 0;  // continues across strata, so the folds' totals stay balanced too
-  for (auto& s : strata) {
-    for (std::size_t i = s.size(); i > 1; --i) std::swap(s[i - 1], s[static_cast<std::size_t>(rng.below(static_cast<int64_t>(i)))]);
+  for (auto& s : patients.strata) {
+    shuffle(s, rng);
     for (const auto& p : s) {
-      if (static_cast<int>(dealt % static_cast<std::size_t>(folds)) == fold) val_patients.insert(p);
-      ++dealt;
+      if (dealt++ % static_cast<std::size_t>(folds) == static_cast<std::size_t>(fold)) val_patients.insert(p);
     }
   }
-  Split split;
-  split.seed = seed;
+  Split split = assemble(patients, val_patients, seed);
   split.folds = folds;
   split.fold = fold;
-  for (const auto& [p, ids] : cases_of) {
-    auto& side = val_patients.count(p) ? split.validation : split.train;
-    side.insert(side.end(), ids.begin(), ids.end());
-  }
-  std::sort(split.train.begin(), split.train.end());
-  std::sort(split.validation.begin(), split.validation.end());
   return split;
 }
 

@@ -168,6 +168,18 @@ std::vector<torch::Tensor> UNetImpl::forward(torch::Tensor x) {
   return outputs;
 }
 
+void average_into(UNet& average, UNet& net, std::size_t n) {
+  torch::NoGradGuard no_grad;
+  auto a = average->named_parameters(true), ab = average->named_buffers(true);
+  const double k = static_cast<double>(n) / static_cast<double>(n + 1);
+  auto update = [&](torch::Tensor& dst, const torch::Tensor& src) {
+    if (n == 0 || !dst.is_floating_point()) dst.copy_(src);
+    else dst.mul_(k).add_(src, 1.0 - k);
+  };
+  for (const auto& p : net->named_parameters(true)) update(a[p.key()], p.value());
+  for (const auto& b : net->named_buffers(true)) update(ab[b.key()], b.value());
+}
+
 UNetConfig unet_config_from_plans(const Plans& plans) {
   UNetConfig c;
   c.dims = plans.network.dims;

@@ -85,6 +85,10 @@ struct Plans;
 // The network a plans.json describes (channels and classes from the plans too).
 UNetConfig unet_config_from_plans(const Plans& plans);
 
+// Running mean of weights: average <- (average * n + net) / (n + 1) over every floating-point
+// parameter and buffer (n = 0 copies `net`); other buffers are copied. Both from the same config.
+void average_into(UNet& average, UNet& net, std::size_t n);
+
 // Total number of trainable parameters.
 int64_t parameter_count(torch::nn::Module& module);
 
