@@ -320,6 +320,11 @@ def pytorch_worker(spec_path):
                         fg = ch
                     mean, std = float(fg.mean()), float(fg.std(unbiased=False))
                     ch.sub_(mean).div_(max(std, 1e-8))
+            ctx = plans["network"].get("context_slices", 0)
+            if ctx > 0:  # neighbouring slices as channels, clamped at the ends (tumorlab's with_context_slices)
+                z = img.shape[1]
+                img = torch.stack([img[c].index_select(0, (torch.arange(z) + dz).clamp(0, z - 1))
+                                   for c in range(img.shape[0]) for dz in range(-ctx, ctx + 1)])
             t["preprocess"] = time.perf_counter() - c0
             c0 = time.perf_counter()
             probs = sliding_window(torch, net, img, patch, inf["overlap"], inf["window_batch"],
@@ -462,7 +467,7 @@ def sanity_worker(tool, bundle, work, label):
     import pytorch_unet
     plans, net = pytorch_unet.load(str(bundle))
     px, py, pz = plans["patch_size"]
-    c = len(plans["channels"])
+    c = len(plans["channels"]) * (2 * plans["network"].get("context_slices", 0) + 1)  # the network's input channels
     shape = (c, pz if pz > 1 else 1, py + py // 3, px + px // 5)  # a few windows
     g = torch.Generator().manual_seed(3)
     image = torch.randn(shape, generator=g, dtype=torch.float32)

@@ -14,7 +14,9 @@
 //     existed. Put OUT.pt at RUN/last/average.pt with the epochs in state.json's "averaged_epochs"
 //     and export with `tumorlab train ... --export-only --export-checkpoint average`.
 //
-// INPUT.f32: C*Z*Y*X little-endian float32, (C, Z, Y, X) order, already preprocessed.
+// INPUT.f32: C*Z*Y*X little-endian float32, (C, Z, Y, X) order, already preprocessed; C is the
+//   network's input channels (plans' channels x (2 * network.context_slices + 1)), slices already
+//   stacked as channels.
 // LOGITS.f32: the network's logits for the first patch-sized window at the origin of the input
 //   (one forward pass of shape (1, C, pz, py, px); 2D networks take (1, C, py, px)), as float32
 //   (K, pz, py, px). The input must be at least one patch in size.

@@ -69,7 +69,8 @@ class UNet(nn.Module):
         n = plans["network"]
         dims, f = n["dims"], n["features"]
         strides = n["strides"] or [[2, 2, 2 if dims == 3 else 1]] * (len(f) - 1)
-        cin = len(plans["channels"])
+        # 2D networks with context see 2k+1 slices per channel (plans' network.context_slices)
+        cin = len(plans["channels"]) * (2 * n.get("context_slices", 0) + 1)
         classes = max(plans["labels"].values()) + 1
         self.dims = dims
         self.encoder = nn.ModuleList(

@@ -41,6 +41,10 @@ int Plans::num_classes() const {
   return max_label + 1;
 }
 
+int Plans::input_channels() const {
+  return static_cast<int>(channels.size()) * (2 * network.context_slices + 1);
+}
+
 json to_json(const Plans& p) {
   json channels = json::array();
   for (const auto& c : p.channels) {
@@ -69,7 +73,8 @@ json to_json(const Plans& p) {
         {"residual_encoder", n.residual_encoder},
         {"attention_gates", n.attention_gates},
         {"deep_supervision", n.deep_supervision},
-        {"dropout", n.dropout}}},
+        {"dropout", n.dropout},
+        {"context_slices", n.context_slices}}},
       {"training",
        {{"epochs", t.epochs},
         {"iterations_per_epoch", t.iterations_per_epoch},
@@ -167,6 +172,7 @@ Plans plans_from_json(const json& j, const std::string& source) {
     read(n, "attention_gates", p.network.attention_gates, w);
     read(n, "deep_supervision", p.network.deep_supervision, w);
     read(n, "dropout", p.network.dropout, w);
+    read(n, "context_slices", p.network.context_slices, w);
   }
   if (j.contains("training")) {
     const json& t = j["training"];
@@ -234,6 +240,10 @@ Plans plans_from_json(const json& j, const std::string& source) {
       divisor[a] *= s[a];
     }
   }
+  require(p.network.context_slices >= 0 && p.network.context_slices <= 8, source + ".network.context_slices",
+          "must be in 0..8, is " + std::to_string(p.network.context_slices));
+  require(p.network.context_slices == 0 || dims == 2, source + ".network.context_slices",
+          "neighbouring slices as channels are for 2D networks only; a 3D network (dims 3) sees them already");
   if (dims == 2) {
     require(p.patch_size[2] == 1, source + ".patch_size", "a 2D network needs patch_size z = 1");
     for (const auto& s : p.network.strides) require(s[2] == 1, source + ".network.strides", "2D: z stride must be 1");

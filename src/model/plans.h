@@ -36,6 +36,11 @@ struct NetworkPlan {
   bool attention_gates = false;
   bool deep_supervision = true;
   double dropout = 0.0;                       // decoder dropout, enables MC-dropout uncertainty
+  // 2D networks on 3D volumes only ("2.5D"): the network also sees this many neighbouring slices
+  // on each side of the slice it segments, as extra input channels. Input channel order: for each
+  // image channel c, slices z-k .. z+k (k = context_slices), so the network takes
+  // channels.size() * (2k + 1) channels; slices beyond the volume's ends repeat the end slice.
+  int context_slices = 0;
 };
 
 struct AugmentationPlan {
@@ -104,6 +109,8 @@ struct Plans {
 
   int num_classes() const;
   int dims() const { return network.dims; }
+  // Channels the network takes: channels.size() * (2 * network.context_slices + 1).
+  int input_channels() const;
 };
 
 nlohmann::json to_json(const Plans& plans);

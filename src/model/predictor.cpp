@@ -279,6 +279,55 @@ void write_untrained_bundle(const fs::path& folder, const Plans& plans, uint64_t
   save_bundle(folder, plans, net, metadata);
 }
 
+torch::Tensor with_context_slices(const torch::Tensor& image, int context) {
+  TORCH_CHECK(image.dim() == 4, "with_context_slices: image must be (C, Z, Y, X)");
+  if (context <= 0) return image;
+  const int64_t Z = image.size(1);
+  std::vector<torch::Tensor> parts;
+  for (int64_t c = 0; c < image.size(0); ++c) {
+    for (int dz = -context; dz <= context; ++dz) {
+      const torch::Tensor idx = torch::clamp(torch::arange(Z, torch::kLong) + dz, 0, Z - 1);
+      parts.push_back(image[c].index_select(0, idx));
+    }
+  }
+  return torch::stack(parts, 0);
+}
+
+void transfer_weights(UNet& from, int from_context, UNet& to, int to_context, const std::string& source) {
+  if (from_context < 0 || to_context < from_context) {
+    throw Error(ErrorCode::BadArgument, source + ": cannot initialise a network that sees " + std::to_string(to_context) +
+                                            " neighbouring slice(s) per side from one that sees " +
+                                            std::to_string(from_context));
+  }
+  const int64_t from_slices = 2 * from_context + 1, to_slices = 2 * to_context + 1;
+  torch::NoGradGuard no_grad;
+  auto src = from->named_parameters(true);
+  auto src_buffers = from->named_buffers(true);
+  auto copy = [&](const std::string& key, torch::Tensor dst, const torch::Tensor* s) {
+    if (s == nullptr) throw Error(ErrorCode::BadArgument, source + ": has no tensor '" + key + "' that the network needs");
+    const torch::Tensor f = s->to(dst.scalar_type());
+    if (f.sizes() == dst.sizes()) {
+      dst.copy_(f);
+      return;
+    }
+    bool grows = f.dim() >= 2 && f.dim() == dst.dim() && f.size(1) % from_slices == 0 &&
+                 dst.size(1) == f.size(1) / from_slices * to_slices;
+    for (int64_t d = 0; grows && d < f.dim(); ++d) grows = d == 1 || f.size(d) == dst.size(d);
+    if (!grows) {
+      throw Error(ErrorCode::BadArgument, source + ": tensor '" + key + "' has shape " + shape_string(f.sizes().vec()) +
+                                              ", the network needs " + shape_string(dst.sizes().vec()));
+    }
+    dst.zero_();
+    const int64_t channels = f.size(1) / from_slices;
+    for (int64_t c = 0; c < channels; ++c) {
+      dst.narrow(1, c * to_slices + (to_context - from_context), from_slices)
+          .copy_(f.narrow(1, c * from_slices, from_slices));
+    }
+  };
+  for (auto& p : to->named_parameters(true)) copy(p.key(), p.value(), src.find(p.key()));
+  for (auto& b : to->named_buffers(true)) copy(b.key(), b.value(), src_buffers.find(b.key()));
+}
+
 UNet load_bundle_network(const fs::path& folder, const Plans& plans) {
   const fs::path path = folder / kBundleWeightsFile;
   std::error_code ec;
@@ -407,7 +456,8 @@ Prediction Predictor::predict(const Volume& image, const PredictOptions& options
   if (use_roi) {
     imaging::Box region = map_box(input_grid, roi, target);
     if (region.empty()) region = imaging::full_box(target.size);
-    Size3 margin{plans.patch_size[0] / 2, plans.patch_size[1] / 2, plans.patch_size[2] / 2};
+    // (+ the neighbouring slices a 2D network with context reads, so they are the image's own)
+    Size3 margin{plans.patch_size[0] / 2, plans.patch_size[1] / 2, plans.patch_size[2] / 2 + plans.network.context_slices};
     region = imaging::grow(region, margin, target.size);
     for (int a = 0; a < 3; ++a) {
       const int64_t want = std::min<int64_t>(plans.patch_size[a], target.size[a]);
@@ -442,8 +492,9 @@ Prediction Predictor::predict(const Volume& image, const PredictOptions& options
     try {
       AutocastGuard autocast(bf16);
       McDropoutGuard dropout(impl_->net, mc);
-      const torch::Tensor input = torch::from_blob(const_cast<float*>(pre.data<float>()), {channels, rs[2], rs[1], rs[0]},
-                                                   torch::kFloat32);
+      const torch::Tensor input = with_context_slices(
+          torch::from_blob(const_cast<float*>(pre.data<float>()), {channels, rs[2], rs[1], rs[0]}, torch::kFloat32),
+          plans.network.context_slices);
       const torch::Tensor p = sliding_window(impl_->net, input, w);
       std::memcpy(probs.raw(), p.data_ptr<float>(), probs.size_bytes());
     } catch (const c10::Error& e) {

@@ -84,13 +84,15 @@ struct Elastic {
   }
 };
 
-void gaussian_blur(float* data, const P3& p, double sigma) {
+// Blurs along x and y, and along z when `along_z` (3D patches; not across the neighbouring
+// slices of a 2D patch with context).
+void gaussian_blur(float* data, const P3& p, double sigma, bool along_z) {
   const int radius = std::max(1, static_cast<int>(std::ceil(3 * sigma)));
   std::vector<float> kernel(static_cast<std::size_t>(2 * radius + 1));
   double sum = 0;
   for (int i = -radius; i <= radius; ++i) sum += kernel[static_cast<std::size_t>(i + radius)] = static_cast<float>(std::exp(-0.5 * i * i / (sigma * sigma)));
   for (auto& k : kernel) k = static_cast<float>(k / sum);
-  const int axes = p[2] > 1 ? 3 : 2;
+  const int axes = along_z ? 3 : 2;
   std::vector<float> line, out;
   const int64_t strides[3] = {1, p[0], p[0] * p[1]};
   for (int axis = 0; axis < axes; ++axis) {
@@ -113,14 +115,16 @@ void gaussian_blur(float* data, const P3& p, double sigma) {
   }
 }
 
-void augment_intensity(float* data, int64_t n, const P3& p, const AugmentationPlan& a, Rng& rng) {
+// One channel's voxels (p[0] * p[1] * p[2] = n; for a 2D patch with context, its slices): every
+// transform is drawn once and applied to all of them.
+void augment_intensity(float* data, int64_t n, const P3& p, bool is3d, const AugmentationPlan& a, Rng& rng) {
   const double prob = a.probability;
   if (a.noise_std > 0 && rng.chance(prob)) {
     const double s = rng.uniform(0, a.noise_std);
     for (int64_t i = 0; i < n; ++i) data[i] += static_cast<float>(rng.normal() * s);
   }
   if (a.blur_sigma_max > 0 && rng.chance(prob)) {
-    gaussian_blur(data, p, rng.uniform(std::min(0.5, a.blur_sigma_max), a.blur_sigma_max));
+    gaussian_blur(data, p, rng.uniform(std::min(0.5, a.blur_sigma_max), a.blur_sigma_max), is3d);
   }
   if (a.brightness > 0 && rng.chance(prob)) {
     const float f = static_cast<float>(rng.uniform(1 - a.brightness, 1 + a.brightness));
@@ -176,12 +180,17 @@ P3 patch_start(const Geometry& grid, const P3& patch, int64_t centre, Rng& rng) 
 }
 
 void extract_patch(const SampleSpec& spec, const P3& patch, const AugmentationPlan& aug, Rng& rng, float* image_out,
-                   uint8_t* label_out) {
+                   uint8_t* label_out, int context) {
   const TrainingCase& tc = *spec.source;
   const Size3 n = tc.image.geometry().size;
   const int channels = tc.image.channels();
   const int64_t pv = patch[0] * patch[1] * patch[2];
   const bool is3d = patch[2] > 1;
+  if (context < 0 || (context > 0 && is3d)) {
+    throw Error(ErrorCode::BadArgument, "extract_patch: context slices need a 2D patch (z = 1) and must be >= 0");
+  }
+  const int slices = 2 * context + 1;  // output channel c * slices + (dz + context) holds slice z + dz
+  auto clamp_z = [&](int64_t z) { return std::clamp<int64_t>(z, 0, n[2] - 1); };
 
   // Spatial parameters.
   bool flip[3] = {false, false, false};
@@ -217,7 +226,12 @@ void extract_patch(const SampleSpec& spec, const P3& patch, const AugmentationPl
           const int64_t x = spec.start[0] + mx, y = spec.start[1] + my, z = spec.start[2] + mz;
           const bool inside = x >= 0 && y >= 0 && z >= 0 && x < n[0] && y < n[1] && z < n[2];
           const int64_t s = inside ? (z * n[1] + y) * n[0] + x : 0;
-          for (int c = 0; c < channels; ++c) image_out[c * pv + o] = inside ? img[c * nv + s] : 0.0f;
+          for (int c = 0; c < channels; ++c) {
+            for (int dz = -context; dz <= context; ++dz) {
+              const int64_t sd = inside ? (clamp_z(z + dz) * n[1] + y) * n[0] + x : 0;
+              image_out[(c * slices + dz + context) * pv + o] = inside ? img[c * nv + sd] : 0.0f;
+            }
+          }
           label_out[o] = inside ? lab[s] : 0;
           continue;
         }
@@ -230,13 +244,19 @@ void extract_patch(const SampleSpec& spec, const P3& patch, const AugmentationPl
         const double sx = centre[0] + ca * dx - sa * dy;
         const double sy = centre[1] + sa * dx + ca * dy;
         const double sz = centre[2] + (is3d ? scale * dz : 0.0);
-        for (int c = 0; c < channels; ++c) image_out[c * pv + o] = sample_linear(img + c * nv, n, sx, sy, sz);
+        for (int c = 0; c < channels; ++c) {
+          for (int dz = -context; dz <= context; ++dz) {
+            const double szd = dz == 0 ? sz : static_cast<double>(clamp_z(std::llround(sz) + dz));
+            image_out[(c * slices + dz + context) * pv + o] = sample_linear(img + c * nv, n, sx, sy, szd);
+          }
+        }
         label_out[o] = sample_nearest(lab, n, sx, sy, sz);
       }
     }
   }
   if (spec.augment) {
-    for (int c = 0; c < channels; ++c) augment_intensity(image_out + c * pv, pv, patch, aug, rng);
+    const P3 block{patch[0], patch[1], patch[2] * slices};
+    for (int c = 0; c < channels; ++c) augment_intensity(image_out + c * slices * pv, slices * pv, block, is3d, aug, rng);
   }
 }
 
@@ -260,7 +280,8 @@ Batch make_training_batch(const std::vector<const TrainingCase*>& cases, const P
                           int iteration) {
   if (cases.empty()) throw Error(ErrorCode::InvalidDataset, "no training cases");
   const int64_t B = plans.batch_size;
-  const int64_t C = cases.front()->image.channels();
+  const int ctx = plans.network.context_slices;
+  const int64_t C = cases.front()->image.channels() * (2 * ctx + 1);  // network input channels
   Batch batch = empty_batch(plans, B, C);
   const double frac = plans.training.foreground_oversample;
   int64_t n_fg = static_cast<int64_t>(std::llround(static_cast<double>(B) * frac));
@@ -285,7 +306,7 @@ Batch make_training_batch(const std::vector<const TrainingCase*>& cases, const P
     }
     spec.start = patch_start(spec.source->image.geometry(), batch.patch, centre, rng);
     extract_patch(spec, batch.patch, plans.training.augmentation, rng, batch.image.data() + b * C * pv,
-                  batch.label.data() + b * pv);
+                  batch.label.data() + b * pv, ctx);
   }
   return batch;
 }
@@ -314,7 +335,8 @@ std::vector<Batch> make_validation_batches(const std::vector<const TrainingCase*
   for (int k = 0; k < per_case && static_cast<int>(specs.size()) < max_patches; ++k) {
     for (std::size_t i = 0; i < cases.size() && static_cast<int>(specs.size()) < max_patches; ++i) specs.push_back(per[i][static_cast<std::size_t>(k)]);
   }
-  const int64_t C = cases.front()->image.channels();
+  const int ctx = plans.network.context_slices;
+  const int64_t C = cases.front()->image.channels() * (2 * ctx + 1);  // network input channels
   const int64_t B = plans.batch_size;
   Rng unused(0);
   for (std::size_t first = 0; first < specs.size(); first += static_cast<std::size_t>(B)) {
@@ -323,7 +345,7 @@ std::vector<Batch> make_validation_batches(const std::vector<const TrainingCase*
     const int64_t pv = b.patch_voxels();
     for (int64_t j = 0; j < nb; ++j) {
       extract_patch(specs[first + static_cast<std::size_t>(j)], patch, plans.training.augmentation, unused,
-                    b.image.data() + j * C * pv, b.label.data() + j * pv);
+                    b.image.data() + j * C * pv, b.label.data() + j * pv, ctx);
     }
     out.push_back(std::move(b));
   }

@@ -52,10 +52,13 @@ struct SampleSpec {
 // image is large enough (and is centred on the image along axes where it is smaller).
 std::array<int64_t, 3> patch_start(const Geometry& grid, const std::array<int64_t, 3>& patch, int64_t centre, Rng& rng);
 
-// Extracts (and, when spec.augment, augments) one patch into image_out (C * patch voxels) and
-// label_out (patch voxels).
+// Extracts (and, when spec.augment, augments) one patch into image_out (C * (2 * context + 1) *
+// patch voxels) and label_out (patch voxels). context > 0 (2D patches only, plans'
+// network.context_slices): channel c's slices z - context .. z + context, in that order, become
+// channels c * (2 * context + 1) + 0 .. 2 * context (clamped at the volume's ends), all warped by
+// the patch's in-plane transform and given the same intensity augmentation; the label is slice z's.
 void extract_patch(const SampleSpec& spec, const std::array<int64_t, 3>& patch, const AugmentationPlan& aug, Rng& rng,
-                   float* image_out, uint8_t* label_out);
+                   float* image_out, uint8_t* label_out, int context = 0);
 
 // One training batch: batch_size samples, the last round(batch_size * foreground_oversample)
 // (at least one when the fraction is > 0) centred on a random foreground voxel of a random

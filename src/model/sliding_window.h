@@ -45,6 +45,18 @@ std::vector<std::vector<int64_t>> mirror_variants(const std::vector<int>& axes, 
 // Used by tests and by the trainer's export. Error(IoFailure) when a file cannot be written.
 void save_bundle(const std::filesystem::path& folder, const Plans& plans, UNet& net, const BundleMetadata& metadata);
 
+// The network's input for plans.network.context_slices = `context` (2D networks): (C, Z, Y, X) ->
+// (C * (2 * context + 1), Z, Y, X), channel c * (2 * context + 1) + context + dz holding slice
+// z + dz (clamped at the ends), as the sampler builds training patches. context 0: `image` itself.
+torch::Tensor with_context_slices(const torch::Tensor& image, int context);
+
+// Copies every weight of `from` (built with `from_context` neighbouring slices) into `to` (built
+// with `to_context` >= from_context). A tensor whose input-channel dim (dim 1: the first
+// convolution, a first-stage residual projection) grows with the context gets `from`'s weights at
+// the slices both networks see and zeros for the new neighbours, so `to` computes what `from`
+// computed until training moves it. Error(BadArgument) naming `source` and the tensor otherwise.
+void transfer_weights(UNet& from, int from_context, UNet& to, int to_context, const std::string& source);
+
 // Loads model.pt into a network built from `plans`, checking every tensor's shape.
 // Errors: FileNotFound (missing model.pt), InvalidDataset (unreadable or mismatched weights).
 UNet load_bundle_network(const std::filesystem::path& folder, const Plans& plans);

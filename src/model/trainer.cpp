@@ -373,7 +373,12 @@ TrainResult train_impl(const TrainOptions& options) {
       throw Error(ErrorCode::BadArgument, "--init-from " + options.init_from.string() + ": the bundle's channels [" +
                                               join(init.channels) + "] differ from the plans' [" + join(channels) + "]");
     }
-    net = load_bundle_network(options.init_from, plans);  // checks every tensor's shape; float32
+    // The bundle's own network (its plans), then its weights into this one: the same tensors, or
+    // the first convolution widened with zeros when these plans add neighbouring slices.
+    const Plans init_plans = load_plans(options.init_from / kBundlePlansFile);
+    UNet init_net = load_bundle_network(options.init_from, init_plans);  // checks every tensor's shape; float32
+    transfer_weights(init_net, init_plans.network.context_slices, net, plans.network.context_slices,
+                     "--init-from " + options.init_from.string());
     log_info("train: weights initialised from " + options.init_from.string() + " (" + init.name + " " + init.version +
              ")");
   }
@@ -587,7 +592,7 @@ double measure_training_step(const Plans& plans, int iterations, int threads, bo
     UNet net(unet_config_from_plans(plans));
     net->train();
     torch::optim::SGD opt = make_optimizer(net, plans);
-    std::vector<int64_t> shape{plans.batch_size, static_cast<int64_t>(plans.channels.size())};
+    std::vector<int64_t> shape{plans.batch_size, static_cast<int64_t>(plans.input_channels())};
     if (plans.dims() == 3) shape.push_back(plans.patch_size[2]);
     shape.push_back(plans.patch_size[1]);
     shape.push_back(plans.patch_size[0]);

@@ -183,7 +183,7 @@ void average_into(UNet& average, UNet& net, std::size_t n) {
 UNetConfig unet_config_from_plans(const Plans& plans) {
   UNetConfig c;
   c.dims = plans.network.dims;
-  c.in_channels = static_cast<int>(plans.channels.size());
+  c.in_channels = plans.input_channels();
   c.num_classes = plans.num_classes();
   c.features = plans.network.features;
   c.strides = plans.network.strides;

@@ -54,6 +54,34 @@ TEST(Plans, JsonRoundTrip_KeepsEveryField) {
   auto old = to_json(p);
   old["training"].erase("average_epochs");
   EXPECT_EQ(plans_from_json(old).training.average_epochs, 0);
+  old["network"].erase("context_slices");
+  EXPECT_EQ(plans_from_json(old).network.context_slices, 0);
+}
+
+TEST(Plans, ContextSlices_2DOnly_WidenTheInput) {
+  Plans p = example();
+  EXPECT_EQ(p.input_channels(), 1);
+  auto j = to_json(p);
+  j["network"]["context_slices"] = 1;  // a 3D network sees its neighbours already
+  try {
+    plans_from_json(j);
+    FAIL() << "context_slices accepted for a 3D network";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("network.context_slices"), std::string::npos) << e.what();
+  }
+  j["network"]["dims"] = 2;
+  j["network"]["strides"] = {{2, 2, 1}, {2, 2, 1}};
+  j["patch_size"] = {64, 64, 1};
+  j["channels"].push_back(j["channels"][0]);
+  j["channels"][1]["name"] = "T1c";
+  const Plans q = plans_from_json(j);
+  EXPECT_EQ(q.network.context_slices, 1);
+  EXPECT_EQ(q.input_channels(), 6);  // 2 channels x 3 slices
+  EXPECT_EQ(to_json(q)["network"]["context_slices"], 1);
+  j["network"]["context_slices"] = -1;
+  EXPECT_EQ(code_of(j), ErrorCode::InvalidDataset);
+  j["network"]["context_slices"] = 9;
+  EXPECT_EQ(code_of(j), ErrorCode::InvalidDataset);
 }
 
 TEST(Plans, ResolveBf16_ExplicitChoiceWinsElsePlannedOnNativeCpus) {

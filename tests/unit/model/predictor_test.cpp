@@ -384,6 +384,88 @@ TEST(Predictor, Roi_OutsideIsZero_InsideMatchesFullPrediction) {
   EXPECT_EQ(error_of([&] { predictor.predict(image, o); }), ErrorCode::BadArgument);
 }
 
+TEST(Predictor, WithContextSlices_ChannelOrderAndClampedEnds) {
+  const torch::Tensor image = torch::arange(2 * 4 * 2 * 3, torch::kFloat32).reshape({2, 4, 2, 3});
+  EXPECT_TRUE(with_context_slices(image, 0).equal(image));
+  const torch::Tensor x = with_context_slices(image, 1);
+  ASSERT_EQ(x.sizes(), (std::vector<int64_t>{6, 4, 2, 3}));
+  for (int64_t c = 0; c < 2; ++c)
+    for (int64_t dz = -1; dz <= 1; ++dz)
+      for (int64_t z = 0; z < 4; ++z)
+        EXPECT_TRUE(x[c * 3 + dz + 1][z].equal(image[c][std::clamp<int64_t>(z + dz, 0, 3)])) << c << " " << dz << " " << z;
+}
+
+// Widening a network to see neighbouring slices keeps its function exactly (the new input
+// weights are zero), also through a residual encoder's first projection; other shapes refused.
+TEST(Predictor, TransferWeights_IntoContextNetwork_SameOutputs) {
+  for (bool residual : {false, true}) {
+    Plans p = plans_2d();
+    p.channels.push_back(p.channels[0]);
+    p.channels[1].name = "second";
+    p.network.residual_encoder = residual;
+    Plans q = p;
+    q.network.context_slices = 2;
+    torch::manual_seed(5);
+    UNet from(unet_config_from_plans(p)), to(unet_config_from_plans(q));
+    transfer_weights(from, 0, to, 2, "test");
+    from->eval();
+    to->eval();
+    const torch::Tensor x = torch::randn({3, 10, 32, 32});  // 2 channels x 5 slices
+    const torch::Tensor centre = torch::cat({x.narrow(1, 2, 1), x.narrow(1, 7, 1)}, 1);
+    torch::NoGradGuard no_grad;
+    const torch::Tensor a = from->forward(centre)[0], b = to->forward(x)[0];
+    EXPECT_LT((a - b).abs().max().item<double>(), 1e-4) << "residual " << residual;
+    // A wider network from a narrower one: the bundle's slices stay centred.
+    Plans r = p;
+    r.network.context_slices = 3;
+    UNet wider(unet_config_from_plans(r));
+    transfer_weights(to, 2, wider, 3, "test");
+    wider->eval();
+    const torch::Tensor x7 = torch::randn({1, 14, 32, 32});
+    const torch::Tensor x5 = torch::cat({x7.narrow(1, 1, 5), x7.narrow(1, 8, 5)}, 1);
+    EXPECT_LT((to->forward(x5)[0] - wider->forward(x7)[0]).abs().max().item<double>(), 1e-4);
+    std::string message;
+    EXPECT_EQ(error_of([&] { transfer_weights(wider, 3, to, 2, "bundle X"); }, &message), ErrorCode::BadArgument);
+    EXPECT_NE(message.find("bundle X"), std::string::npos) << message;
+  }
+  Plans p = plans_2d(), other = plans_2d();
+  other.network.features = {4, 8, 32};
+  UNet a(unet_config_from_plans(p)), b(unet_config_from_plans(other));
+  std::string message;
+  EXPECT_EQ(error_of([&] { transfer_weights(a, 0, b, 0, "bundle Y"); }, &message), ErrorCode::BadArgument);
+  EXPECT_NE(message.find("shape"), std::string::npos) << message;
+}
+
+// A 2D network with context slices segments each slice of a volume from that slice and its
+// neighbours; a region of interest crops with the neighbours it needs, so it matches exactly.
+TEST(Predictor, ContextSlices_VolumeSliceBySlice_RoiMatchesExactly) {
+  TempDir dir;
+  Plans p = plans_2d();
+  p.network.context_slices = 1;
+  const Predictor predictor = Predictor::load(make_bundle(dir, p));
+  Geometry g;
+  g.size = {32, 32, 6};
+  const Volume image = random_volume(g, PixelType::Float32);
+  PredictOptions o;
+  o.bf16 = false;
+  const Prediction full = predictor.predict(image, o);
+  // The same by hand: preprocess, stack the neighbours, one forward pass per slice.
+  torch::manual_seed(7);
+  UNet net(unet_config_from_plans(p));
+  net->eval();
+  const torch::Tensor x = with_context_slices(as_tensor(preprocess_image(image, p)), 1);  // (3, 6, 32, 32)
+  torch::NoGradGuard no_grad;
+  const torch::Tensor probs = torch::softmax(net->forward(x.permute({1, 0, 2, 3}))[0], 1);  // (6, 2, 32, 32)
+  const torch::Tensor got = as_tensor(full.probability);                                   // (1, 6, 32, 32)
+  EXPECT_LT((probs.select(1, 1) - got[0]).abs().max().item<double>(), 1e-4);
+  // Slices 2-3 only: their neighbours 1 and 4 come from the image, not from clamping.
+  o.roi = imaging::Box{{0, 0, 2}, {32, 32, 4}};
+  const Prediction roi = predictor.predict(image, o);
+  const torch::Tensor r = as_tensor(roi.probability);
+  EXPECT_LT((r[0].narrow(0, 2, 2) - got[0].narrow(0, 2, 2)).abs().max().item<double>(), 1e-5);
+  EXPECT_EQ(r[0].narrow(0, 0, 2).abs().max().item<double>(), 0.0);
+}
+
 TEST(Predictor, BadInputs_RefusedWithClearErrors) {
   TempDir dir;
   const fs::path bundle3d = make_bundle(dir, plans_3d(), "m3d");

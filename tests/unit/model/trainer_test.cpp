@@ -263,6 +263,92 @@ TEST(TrainerSampler, BatchesReproduceAndOversampleForeground) {
   }
 }
 
+// plans.network.context_slices: a 2D patch carries the neighbouring slices of every channel as
+// extra channels (clamped at the volume's ends), warped by the same in-plane transform; the
+// label is the centre slice's.
+TEST(TrainerSampler, ContextSlices_NeighboursAsChannels_SameWarp) {
+  TrainingCase tc;
+  tc.id = "ctx";
+  Geometry g;
+  g.size = {20, 16, 5};
+  tc.image = Volume(g, PixelType::Float32, 2);
+  tc.label = LabelMap(g);
+  const int64_t nv = g.voxel_count();
+  for (int c = 0; c < 2; ++c)
+    for (int64_t z = 0; z < 5; ++z)
+      for (int64_t y = 0; y < 16; ++y)
+        for (int64_t x = 0; x < 20; ++x) {
+          const int64_t i = (z * 16 + y) * 20 + x;
+          tc.image.data<float>()[c * nv + i] = static_cast<float>(1000 * c + 100 * z + (x * 7 + y * 3) % 50);
+          tc.label.data()[i] = static_cast<uint8_t>(z);
+        }
+  const std::array<int64_t, 3> patch{12, 10, 1};
+  const int64_t pv = 120;
+  AugmentationPlan none;
+  auto extract = [&](int64_t z, int context, bool augment, const AugmentationPlan& aug, uint64_t seed) {
+    SampleSpec spec;
+    spec.source = &tc;
+    spec.start = {3, 2, z};
+    spec.augment = augment;
+    Rng rng(seed);
+    std::vector<float> img(static_cast<std::size_t>(2 * (2 * context + 1) * pv));
+    std::vector<uint8_t> lab(static_cast<std::size_t>(pv));
+    extract_patch(spec, patch, aug, rng, img.data(), lab.data(), context);
+    return std::make_pair(img, lab);
+  };
+  // No augmentation: channel c * 3 + (dz + 1) is slice z + dz of channel c, clamped at the ends.
+  for (int64_t z : {0, 2, 4}) {
+    const auto [img, lab] = extract(z, 1, false, none, 1);
+    for (int c = 0; c < 2; ++c)
+      for (int dz = -1; dz <= 1; ++dz) {
+        const int64_t zz = std::clamp<int64_t>(z + dz, 0, 4);
+        for (int64_t o = 0; o < pv; ++o) {
+          const int64_t x = 3 + o % 12, y = 2 + o / 12;
+          ASSERT_EQ(img[static_cast<std::size_t>((c * 3 + dz + 1) * pv + o)],
+                    static_cast<float>(1000 * c + 100 * zz + (x * 7 + y * 3) % 50))
+              << "z " << z << " c " << c << " dz " << dz;
+        }
+      }
+    for (uint8_t l : lab) ASSERT_EQ(l, z);
+  }
+  // Rotated, scaled, mirrored (no intensity change): every slice channel equals that slice
+  // extracted alone with the same random draws.
+  AugmentationPlan spatial;
+  spatial.probability = 1;
+  spatial.rotation_deg = 40;
+  spatial.noise_std = spatial.blur_sigma_max = spatial.brightness = spatial.contrast = spatial.gamma_high = 0;
+  const auto [img, lab] = extract(2, 1, true, spatial, 11);
+  int64_t changed = 0;
+  for (int dz = -1; dz <= 1; ++dz) {
+    const auto [alone, alone_lab] = extract(2 + dz, 0, true, spatial, 11);
+    for (int c = 0; c < 2; ++c)
+      for (int64_t o = 0; o < pv; ++o)
+        ASSERT_FLOAT_EQ(img[static_cast<std::size_t>((c * 3 + dz + 1) * pv + o)],
+                        alone[static_cast<std::size_t>(c * pv + o)]) << "dz " << dz;
+    if (dz == 0) EXPECT_EQ(lab, alone_lab);
+  }
+  const auto [plain, plain_lab] = extract(2, 1, false, none, 11);
+  for (std::size_t i = 0; i < img.size(); ++i) changed += img[i] != plain[i];
+  EXPECT_GT(changed, static_cast<int64_t>(img.size() / 4)) << "the augmentation did not transform the patch";
+  // Batches carry the widened channels.
+  Plans plans = disc_plans();
+  plans.patch_size = {12, 10, 1};
+  plans.network.features = {8, 16};
+  plans.network.strides = {{2, 2, 1}};
+  plans.network.context_slices = 1;
+  index_foreground(tc);
+  const Batch b = make_training_batch({&tc}, plans, 5, 0, 0);
+  EXPECT_EQ(b.channels, 6);
+  EXPECT_EQ(b.image.size(), static_cast<std::size_t>(plans.batch_size * 6 * pv));
+  // 3D patches take no context.
+  SampleSpec spec;
+  spec.source = &tc;
+  Rng rng(1);
+  std::vector<float> img3(static_cast<std::size_t>(2 * 3 * 12 * 10 * 2));
+  std::vector<uint8_t> lab3(static_cast<std::size_t>(12 * 10 * 2));
+  EXPECT_THROW(extract_patch(spec, {12, 10, 2}, none, rng, img3.data(), lab3.data(), 1), Error);
+}
+
 TEST(Trainer, SmokeRun_LearnsDiscs) {
   DiscRun r;
   TrainOptions o = r.options("run");
@@ -424,6 +510,63 @@ TEST(Trainer, InitFromBundle_StartsFromItsWeights_OtherChannelsRefused) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::BadArgument);
     EXPECT_NE(std::string(e.what()).find("channels"), std::string::npos) << e.what();
+  }
+}
+
+// --init-from a bundle without context into plans with network.context_slices: the first
+// convolution is widened with zeros, so the new network computes what the bundle computed.
+TEST(Trainer, InitFromBundle_WithoutContext_IntoContextPlans_SameFunction) {
+  Plans p = disc_plans();
+  p.training.epochs = 1;
+  p.training.iterations_per_epoch = 8;
+  DiscRun r(p);
+  ASSERT_TRUE(train(r.options("first")).finished);
+  export_bundle(r.dir / "first", r.dir / "bundle", "last");
+
+  Plans ctx = p;
+  ctx.network.context_slices = 2;
+  save_plans(ctx, r.dir / "ctx.json");
+  std::atomic<bool> cancel{true};
+  TrainOptions o = r.options("ctx");
+  o.plans = r.dir / "ctx.json";
+  o.init_from = r.dir / "bundle";
+  o.cancel = &cancel;
+  EXPECT_TRUE(train(o).cancelled);
+  UNet from(unet_config_from_plans(p)), started(unet_config_from_plans(ctx));
+  torch::load(from, (r.dir / "first" / "last" / "model.pt").string());
+  torch::load(started, (r.dir / "ctx" / "last" / "model.pt").string());
+  from->eval();
+  started->eval();
+  torch::manual_seed(4);
+  const torch::Tensor x = torch::randn({2, 5, 48, 48});  // 1 channel x 5 slices
+  {
+    torch::NoGradGuard no_grad;  // (thread-local: only around these passes, not the training below)
+    const torch::Tensor a = from->forward(x.narrow(1, 2, 1))[0], b = started->forward(x)[0];
+    const double diff = (a - b).abs().max().item<double>(), scale = a.abs().max().item<double>();
+    EXPECT_LT(diff, 0.02 * scale + 1e-3) << "float16 rounding only";
+  }
+  // The neighbours matter once they have weights: the widened network is not blind to them.
+  const torch::Tensor w = started->named_parameters()["encoder.0.convs.0.conv.weight"];
+  ASSERT_EQ(w.size(1), 5);
+  EXPECT_EQ(w.narrow(1, 0, 2).abs().max().item<double>(), 0.0);
+  EXPECT_EQ(w.narrow(1, 3, 2).abs().max().item<double>(), 0.0);
+
+  // Fewer neighbours than the bundle's is refused by name.
+  save_plans(ctx, r.dir / "ctx2.json");
+  ASSERT_TRUE(train([&] {
+                TrainOptions t = r.options("ctxrun");
+                t.plans = r.dir / "ctx2.json";
+                return t;
+              }()).finished);
+  export_bundle(r.dir / "ctxrun", r.dir / "ctxbundle", "last");
+  TrainOptions back = r.options("back");
+  back.init_from = r.dir / "ctxbundle";
+  try {
+    train(back);
+    FAIL() << "a context bundle initialised a network without context";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::BadArgument);
+    EXPECT_NE(std::string(e.what()).find("neighbouring slice"), std::string::npos) << e.what();
   }
 }
 
