@@ -114,6 +114,27 @@ std::vector<double> history(const fs::path& run) {
   return d;
 }
 
+// Trains run `out` (with `plans`, default the run's) to its end and exports its last checkpoint
+// as bundle `bundle`.
+fs::path trained_bundle(const DiscRun& r, const std::string& out, const std::string& bundle, const fs::path& plans = {}) {
+  TrainOptions o = r.options(out);
+  if (!plans.empty()) o.plans = plans;
+  EXPECT_TRUE(train(o).finished);
+  export_bundle(r.dir / out, r.dir / bundle, "last");
+  return r.dir / bundle;
+}
+
+// Starts run `out` initialised from `bundle` (none: random) and stops it before its first
+// iteration, so last/model.pt holds the starting weights.
+void start_and_stop(const DiscRun& r, const std::string& out, const fs::path& bundle, const fs::path& plans = {}) {
+  std::atomic<bool> cancel{true};
+  TrainOptions o = r.options(out);
+  if (!plans.empty()) o.plans = plans;
+  o.init_from = bundle;
+  o.cancel = &cancel;
+  EXPECT_TRUE(train(o).cancelled);
+}
+
 }  // namespace
 
 TEST(TrainerSplit, PatientId_DropsTrailingDateOrVisit) {
@@ -467,21 +488,12 @@ TEST(Trainer, InitFromBundle_StartsFromItsWeights_OtherChannelsRefused) {
   p.training.epochs = 1;
   p.training.iterations_per_epoch = 8;
   DiscRun r(p);
-  ASSERT_TRUE(train(r.options("first")).finished);
-  export_bundle(r.dir / "first", r.dir / "bundle", "last");
-
-  std::atomic<bool> cancel{true};
-  TrainOptions o = r.options("second");
-  o.init_from = r.dir / "bundle";
-  o.cancel = &cancel;
-  EXPECT_TRUE(train(o).cancelled);
+  const fs::path bundle = trained_bundle(r, "first", "bundle");
+  start_and_stop(r, "second", bundle);
+  start_and_stop(r, "fresh", {});
   UNet from_bundle(unet_config_from_plans(p)), started(unet_config_from_plans(p)), fresh(unet_config_from_plans(p));
   torch::load(from_bundle, (r.dir / "first" / "last" / "model.pt").string());
   torch::load(started, (r.dir / "second" / "last" / "model.pt").string());
-  std::atomic<bool> cancel_fresh{true};
-  TrainOptions f = r.options("fresh");
-  f.cancel = &cancel_fresh;
-  EXPECT_TRUE(train(f).cancelled);
   torch::load(fresh, (r.dir / "fresh" / "last" / "model.pt").string());
   const auto a = from_bundle->named_parameters(true), b = started->named_parameters(true),
              c = fresh->named_parameters(true);
@@ -520,18 +532,11 @@ TEST(Trainer, InitFromBundle_WithoutContext_IntoContextPlans_SameFunction) {
   p.training.epochs = 1;
   p.training.iterations_per_epoch = 8;
   DiscRun r(p);
-  ASSERT_TRUE(train(r.options("first")).finished);
-  export_bundle(r.dir / "first", r.dir / "bundle", "last");
-
+  const fs::path bundle = trained_bundle(r, "first", "bundle");
   Plans ctx = p;
   ctx.network.context_slices = 2;
   save_plans(ctx, r.dir / "ctx.json");
-  std::atomic<bool> cancel{true};
-  TrainOptions o = r.options("ctx");
-  o.plans = r.dir / "ctx.json";
-  o.init_from = r.dir / "bundle";
-  o.cancel = &cancel;
-  EXPECT_TRUE(train(o).cancelled);
+  start_and_stop(r, "ctx", bundle, r.dir / "ctx.json");
   UNet from(unet_config_from_plans(p)), started(unet_config_from_plans(ctx));
   torch::load(from, (r.dir / "first" / "last" / "model.pt").string());
   torch::load(started, (r.dir / "ctx" / "last" / "model.pt").string());
@@ -545,22 +550,15 @@ TEST(Trainer, InitFromBundle_WithoutContext_IntoContextPlans_SameFunction) {
     const double diff = (a - b).abs().max().item<double>(), scale = a.abs().max().item<double>();
     EXPECT_LT(diff, 0.02 * scale + 1e-3) << "float16 rounding only";
   }
-  // The neighbours matter once they have weights: the widened network is not blind to them.
+  // The new neighbours' weights start at zero; the centre slice's are the bundle's.
   const torch::Tensor w = started->named_parameters()["encoder.0.convs.0.conv.weight"];
   ASSERT_EQ(w.size(1), 5);
   EXPECT_EQ(w.narrow(1, 0, 2).abs().max().item<double>(), 0.0);
   EXPECT_EQ(w.narrow(1, 3, 2).abs().max().item<double>(), 0.0);
 
   // Fewer neighbours than the bundle's is refused by name.
-  save_plans(ctx, r.dir / "ctx2.json");
-  ASSERT_TRUE(train([&] {
-                TrainOptions t = r.options("ctxrun");
-                t.plans = r.dir / "ctx2.json";
-                return t;
-              }()).finished);
-  export_bundle(r.dir / "ctxrun", r.dir / "ctxbundle", "last");
   TrainOptions back = r.options("back");
-  back.init_from = r.dir / "ctxbundle";
+  back.init_from = trained_bundle(r, "ctxrun", "ctxbundle", r.dir / "ctx.json");
   try {
     train(back);
     FAIL() << "a context bundle initialised a network without context";
