@@ -211,6 +211,7 @@ export async function renderModels(ctx: AppContext): Promise<void> {
   const streams: EventSource[] = []
   ctx.onLeave(() => streams.forEach((s) => s.close()))
   const shown = new Set<number>()
+  const TERMINAL = ['succeeded', 'failed', 'cancelled']
   function finishText(j: TrainJob): string {
     if (j.state === 'succeeded') {
       const r = j.result ?? {}
@@ -248,7 +249,7 @@ export async function renderModels(ctx: AppContext): Promise<void> {
       outcome.classList.toggle('error', j.state === 'failed')
       if (j.state === 'succeeded') void load()
     }
-    if (['succeeded', 'failed', 'cancelled'].includes(job.state)) {
+    if (TERMINAL.includes(job.state)) {
       end(job)
       return
     }
@@ -258,7 +259,9 @@ export async function renderModels(ctx: AppContext): Promise<void> {
     es.addEventListener('progress', (ev) => {
       const j = JSON.parse((ev as MessageEvent).data) as TrainJob
       lastSeen = j
-      row.dataset.state = j.state
+      // A terminal state is set by end(), together with the outcome text, so that a row whose
+      // data-state says the job is over always shows its outcome.
+      if (!TERMINAL.includes(j.state)) row.dataset.state = j.state
       bar.value = j.progress ?? 0
       label.textContent = `job ${j.id} · train ${what ?? j.params?.model ?? ''} · ${j.state} ${Math.round((j.progress ?? 0) * 100)}%${j.message ? ' · ' + j.message : ''}`
     })

@@ -532,7 +532,8 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
     es.addEventListener('progress', (ev) => {
       const j = JSON.parse((ev as MessageEvent).data) as Job
       bar.value = j.progress ?? 0
-      row.dataset.state = j.state
+      // The terminal state is set by the 'end' handler once the outcome is shown.
+      if (!['succeeded', 'failed', 'cancelled'].includes(j.state)) row.dataset.state = j.state
       label.textContent = `${j.type} · ${j.state} ${Math.round((j.progress ?? 0) * 100)}%${j.message ? ' · ' + j.message : ''}`
     })
     es.addEventListener('end', () => {
