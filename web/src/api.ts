@@ -76,6 +76,11 @@ export interface Job {
   case_id?: number | null
 }
 
+// A job in one of these states will not change again (the server's terminal job states).
+export function jobFinished(state: string): boolean {
+  return state === 'succeeded' || state === 'failed' || state === 'cancelled'
+}
+
 // A job result's model: {name, version} (or a plain name from older servers) as "name@version".
 export function modelText(m: unknown): string {
   if (m && typeof m === 'object') {

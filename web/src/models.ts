@@ -4,7 +4,7 @@
 // and follows the job's progress over its event stream, with cancel. Which actions are offered
 // follows the roles the server declares for those routes (`x-roles` in /api/openapi.json).
 import type { AppContext } from './main'
-import { api, findRouteWithRoles, getJson, postJson, type Job } from './api'
+import { api, findRouteWithRoles, getJson, jobFinished, postJson, type Job } from './api'
 import { h, clear, toast, fmtTime, fmtNum } from './dom'
 
 export interface ModelItem {
@@ -211,7 +211,6 @@ export async function renderModels(ctx: AppContext): Promise<void> {
   const streams: EventSource[] = []
   ctx.onLeave(() => streams.forEach((s) => s.close()))
   const shown = new Set<number>()
-  const TERMINAL = ['succeeded', 'failed', 'cancelled']
   function finishText(j: TrainJob): string {
     if (j.state === 'succeeded') {
       const r = j.result ?? {}
@@ -249,7 +248,7 @@ export async function renderModels(ctx: AppContext): Promise<void> {
       outcome.classList.toggle('error', j.state === 'failed')
       if (j.state === 'succeeded') void load()
     }
-    if (TERMINAL.includes(job.state)) {
+    if (jobFinished(job.state)) {
       end(job)
       return
     }
@@ -261,7 +260,7 @@ export async function renderModels(ctx: AppContext): Promise<void> {
       lastSeen = j
       // A terminal state is set by end(), together with the outcome text, so that a row whose
       // data-state says the job is over always shows its outcome.
-      if (!TERMINAL.includes(j.state)) row.dataset.state = j.state
+      if (!jobFinished(j.state)) row.dataset.state = j.state
       bar.value = j.progress ?? 0
       label.textContent = `job ${j.id} · train ${what ?? j.params?.model ?? ''} · ${j.state} ${Math.round((j.progress ?? 0) * 100)}%${j.message ? ' · ' + j.message : ''}`
     })

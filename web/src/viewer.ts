@@ -7,7 +7,7 @@
 import { Niivue, NVImage, SLICE_TYPE, DRAG_MODE, SHOW_RENDER, MULTIPLANAR_TYPE } from '@niivue/niivue'
 import type { AppContext } from './main'
 import { routeStartMs } from './main'
-import { api, ApiError, findRoute, getJson, modelText, request, type CaseDetail, type Revision, type Job } from './api'
+import { api, ApiError, findRoute, getJson, jobFinished, modelText, request, type CaseDetail, type Revision, type Job } from './api'
 import { h, clear, toast, fmtTime, fmtNum } from './dom'
 import { IndexMap, Journal, applyRuns, labelNifti, gzip, gunzip, base64, niftiVoxels, type Delta } from './labelmap'
 import { showHelp } from './help'
@@ -533,7 +533,7 @@ export async function renderViewer(ctx: AppContext, caseId: number): Promise<voi
       const j = JSON.parse((ev as MessageEvent).data) as Job
       bar.value = j.progress ?? 0
       // The terminal state is set by the 'end' handler once the outcome is shown.
-      if (!['succeeded', 'failed', 'cancelled'].includes(j.state)) row.dataset.state = j.state
+      if (!jobFinished(j.state)) row.dataset.state = j.state
       label.textContent = `${j.type} · ${j.state} ${Math.round((j.progress ?? 0) * 100)}%${j.message ? ' · ' + j.message : ''}`
     })
     es.addEventListener('end', () => {
