@@ -5,6 +5,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <unistd.h>
 
@@ -17,6 +19,14 @@ inline std::filesystem::path shared_data_dir() {
 }
 
 inline bool have_shared_data() { return std::filesystem::is_directory(shared_data_dir()); }
+
+// Every byte of a file ("" when it cannot be read).
+inline std::string slurp_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 // A fresh, empty temporary folder removed when the object goes out of scope.
 class TempDir {

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "cli_run.h"
+#include "api_test_support.h"
 #include "server_process.h"
 #include "test_support.h"
 #include "tumorlab/app/exporter.h"
@@ -38,22 +39,19 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* kAdminPassword = "admin-password-123";
+using tumorlab::testing::kAdminPassword;
+using tumorlab::testing::login_bearer;
+using tumorlab::testing::parse_body;
+using tumorlab::testing::slurp_file;
+
 const char* kPatientName = "Doe^Janeimport";
 const char* kPatientId = "SECRET4711";
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Every byte of the data folder's database (and its WAL) and of the files under `dir`.
 std::string all_bytes(const fs::path& dir) {
   std::string out;
   for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.is_regular_file()) out += slurp(e.path());
+    if (e.is_regular_file()) out += slurp_file(e.path());
   return out;
 }
 
@@ -345,20 +343,6 @@ class Server : public tumorlab::testing::ServeProcess {
   }
 };
 
-json parse(const httplib::Result& r) {
-  if (!r) return json();
-  try {
-    return json::parse(r->body);
-  } catch (const json::exception&) {
-    return json();
-  }
-}
-
-httplib::Headers login(httplib::Client& c, const std::string& user, const std::string& password) {
-  auto r = c.Post("/api/auth/login", json{{"username", user}, {"password", password}}.dump(), "application/json");
-  EXPECT_TRUE(r && r->status == 200) << (r ? r->body : "no answer");
-  return {{"Authorization", "Bearer " + parse(r).value("token", "")}};
-}
 
 }  // namespace
 
@@ -372,19 +356,19 @@ TEST(UploadServer, MultipartRawDuplicateBadFile_AndLabelFormats) {
   Server server(tmp / "data", {"--no-demo"});
   ASSERT_GT(server.port(), 0);
   auto c = server.client();
-  auto admin = login(c, "admin", kAdminPassword);
-  EXPECT_EQ(parse(c.Get("/api/cases", admin))["total"], 0) << "--no-demo: no demo cases";
+  auto admin = login_bearer(c, "admin", kAdminPassword);
+  EXPECT_EQ(parse_body(c.Get("/api/cases", admin))["total"], 0) << "--no-demo: no demo cases";
 
   // Multipart: a NIfTI and three DICOM files in one request.
-  httplib::MultipartFormDataItems items{{"file", slurp(tmp / "scan.nii.gz"), "scan.nii.gz", "application/gzip"},
+  httplib::MultipartFormDataItems items{{"file", slurp_file(tmp / "scan.nii.gz"), "scan.nii.gz", "application/gzip"},
                                         {"modality", "MR", "", ""}};
   for (int s = 0; s < 3; ++s)
-    items.push_back({"file", slurp(tmp / "dicom" / ("slice" + std::to_string(s) + ".dcm")),
+    items.push_back({"file", slurp_file(tmp / "dicom" / ("slice" + std::to_string(s) + ".dcm")),
                      "slice" + std::to_string(s) + ".dcm", "application/dicom"});
   auto r = c.Post("/api/uploads", admin, items);
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 201) << r->body;
-  json j = parse(r);
+  json j = parse_body(r);
   ASSERT_EQ(j["cases"].size(), 2u) << r->body;
   EXPECT_EQ(j["cases"][0]["name"], "scan");
   EXPECT_EQ(j["cases"][0]["modality"], "MR");
@@ -394,37 +378,37 @@ TEST(UploadServer, MultipartRawDuplicateBadFile_AndLabelFormats) {
   const int64_t scan_id = j["cases"][0]["id"];
 
   // Raw body with ?filename= (what the web UI sends).
-  r = c.Post("/api/uploads?filename=mip.png", admin, slurp(tmp / "mip.png"), "application/octet-stream");
+  r = c.Post("/api/uploads?filename=mip.png", admin, slurp_file(tmp / "mip.png"), "application/octet-stream");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 201) << r->body;
-  const int64_t mip_id = parse(r)["cases"][0]["id"];
+  const int64_t mip_id = parse_body(r)["cases"][0]["id"];
 
   // The same file again: stored once, 200 with the duplicate listed.
-  r = c.Post("/api/uploads?filename=copy.png", admin, slurp(tmp / "mip.png"), "application/octet-stream");
+  r = c.Post("/api/uploads?filename=copy.png", admin, slurp_file(tmp / "mip.png"), "application/octet-stream");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
-  EXPECT_EQ(parse(r)["skipped"].size(), 1u);
+  EXPECT_EQ(parse_body(r)["skipped"].size(), 1u);
 
   // Unreadable: 4xx naming the file, nothing stored.
-  r = c.Post("/api/uploads?filename=truncated.nii.gz", admin, slurp(tmp / "scan.nii.gz").substr(0, 60),
+  r = c.Post("/api/uploads?filename=truncated.nii.gz", admin, slurp_file(tmp / "scan.nii.gz").substr(0, 60),
              "application/octet-stream");
   ASSERT_TRUE(r);
   EXPECT_GE(r->status, 400);
   EXPECT_LT(r->status, 500);
-  EXPECT_NE(parse(r)["error"]["message"].get<std::string>().find("truncated.nii.gz"), std::string::npos) << r->body;
+  EXPECT_NE(parse_body(r)["error"]["message"].get<std::string>().find("truncated.nii.gz"), std::string::npos) << r->body;
   r = c.Post("/api/uploads?filename=readme.txt", admin, "just text", "application/octet-stream");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 415) << r->body;
   EXPECT_NE(r->body.find("readme.txt"), std::string::npos);
-  EXPECT_EQ(parse(c.Get("/api/cases", admin))["total"], 3);
+  EXPECT_EQ(parse_body(c.Get("/api/cases", admin))["total"], 3);
 
   // Annotators may not upload or export; reviewers may.
   auto cr = c.Post("/api/users", admin,
                    json{{"username", "anna"}, {"role", "annotator"}, {"password", "annotator-pass-1"}}.dump(),
                    "application/json");
   ASSERT_TRUE(cr && cr->status < 300) << (cr ? cr->body : "");
-  auto anna = login(c, "anna", "annotator-pass-1");
-  r = c.Post("/api/uploads?filename=mip.png", anna, slurp(tmp / "mip.png"), "application/octet-stream");
+  auto anna = login_bearer(c, "anna", "annotator-pass-1");
+  r = c.Post("/api/uploads?filename=mip.png", anna, slurp_file(tmp / "mip.png"), "application/octet-stream");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 403);
 
@@ -432,11 +416,11 @@ TEST(UploadServer, MultipartRawDuplicateBadFile_AndLabelFormats) {
   LabelMap l2(image2d().geometry());
   for (int i = 3; i < 9; ++i) l2.at(i, 4, 0) = 1;
   io::write_label(l2, tmp / "l2.nii.gz");
-  r = c.Post("/api/cases/" + std::to_string(mip_id) + "/revisions", admin, slurp(tmp / "l2.nii.gz"),
+  r = c.Post("/api/cases/" + std::to_string(mip_id) + "/revisions", admin, slurp_file(tmp / "l2.nii.gz"),
              "application/gzip");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 201) << r->body;
-  const int64_t rev = parse(r)["id"];
+  const int64_t rev = parse_body(r)["id"];
   r = c.Get("/api/cases/" + std::to_string(mip_id) + "/revisions/" + std::to_string(rev) + "/label?format=png", admin);
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
@@ -448,10 +432,10 @@ TEST(UploadServer, MultipartRawDuplicateBadFile_AndLabelFormats) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   io::write_label(label3d(1), tmp / "l3.nii.gz");
-  r = c.Post("/api/cases/" + std::to_string(scan_id) + "/revisions", admin, slurp(tmp / "l3.nii.gz"),
+  r = c.Post("/api/cases/" + std::to_string(scan_id) + "/revisions", admin, slurp_file(tmp / "l3.nii.gz"),
              "application/gzip");
   ASSERT_TRUE(r);
-  const int64_t rev3 = parse(r)["id"];
+  const int64_t rev3 = parse_body(r)["id"];
   r = c.Get("/api/cases/" + std::to_string(scan_id) + "/revisions/" + std::to_string(rev3) + "/label?format=png",
             admin);
   ASSERT_TRUE(r);
@@ -471,7 +455,7 @@ TEST(UploadServer, MultipartRawDuplicateBadFile_AndLabelFormats) {
   r = c.Post("/api/exports", admin, json{{"name", "Dataset501_Up"}}.dump(), "application/json");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 201) << r->body;
-  json ex = parse(r);
+  json ex = parse_body(r);
   EXPECT_EQ(ex["num_training"], 1);
   r = c.Get(ex["download"].get<std::string>(), admin);
   ASSERT_TRUE(r);
@@ -492,8 +476,8 @@ TEST(UploadServer, EmptyDataFolder_SeededWithDemoCasesOnce) {
     Server server(tmp / "data", {});
     ASSERT_GT(server.port(), 0);
     auto c = server.client();
-    auto admin = login(c, "admin", kAdminPassword);
-    json all = parse(c.Get("/api/cases?limit=100", admin));
+    auto admin = login_bearer(c, "admin", kAdminPassword);
+    json all = parse_body(c.Get("/api/cases?limit=100", admin));
     total = all["total"];
     EXPECT_EQ(total, 4) << all.dump(2);
     for (const auto& cs : all["items"]) {
@@ -501,7 +485,7 @@ TEST(UploadServer, EmptyDataFolder_SeededWithDemoCasesOnce) {
       EXPECT_EQ(cs["name"].get<std::string>().substr(0, 5), "DEMO-");
       EXPECT_EQ(cs["status"], "new") << "demo reference labels are not ground truth";
     }
-    json jobs = parse(c.Get("/api/jobs?type=presegment&limit=100", admin));
+    json jobs = parse_body(c.Get("/api/jobs?type=presegment&limit=100", admin));
     json list = jobs.is_array() ? jobs : jobs["items"];
     EXPECT_EQ(list.size(), 4u) << jobs.dump(2);
     EXPECT_NE(server.log().find("DEMO"), std::string::npos);
@@ -509,8 +493,8 @@ TEST(UploadServer, EmptyDataFolder_SeededWithDemoCasesOnce) {
   Server again(tmp / "data", {});
   ASSERT_GT(again.port(), 0);
   auto c = again.client();
-  auto admin = login(c, "admin", kAdminPassword);
-  EXPECT_EQ(parse(c.Get("/api/cases", admin))["total"], total) << "not seeded twice";
+  auto admin = login_bearer(c, "admin", kAdminPassword);
+  EXPECT_EQ(parse_body(c.Get("/api/cases", admin))["total"], total) << "not seeded twice";
 }
 
 // A zip inside a zip is opened; one more level is refused with an error naming the upload (a zip

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "api_test_support.h"
 #include "server_process.h"
 #include "test_support.h"
 #include "tiny_plans.h"
@@ -32,15 +33,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* kAdminPassword = "admin-password-123";
-const char* kAnnotatorPassword = "annotator-password-1";
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using tumorlab::testing::kAdminPassword;
+using tumorlab::testing::kAnnotatorPassword;
+using tumorlab::testing::login_bearer;
+using tumorlab::testing::parse_body;
+using tumorlab::testing::slurp_file;
 
 Geometry grid() {
   Geometry g;
@@ -81,7 +78,7 @@ Seed seed(const fs::path& data, const fs::path& scratch, int mr_cases) {
     v.data<int16_t>()[0] = static_cast<int16_t>(variant);  // distinct bytes: distinct images
     const fs::path f = scratch / ("image" + std::to_string(variant) + ".nii.gz");
     io::write_image(v, f);
-    auto file = st.put_image_bytes(slurp(f));
+    auto file = st.put_image_bytes(slurp_file(f));
     store::NewImage ni;
     ni.sha256 = file.sha256;
     ni.modality = modality;
@@ -108,15 +105,6 @@ class Server : public tumorlab::testing::ServeProcess {
   Server(const fs::path& data, const fs::path& models, std::vector<std::string> extra = {})
       : ServeProcess(data, kAdminPassword, models, extra) {}
 };
-
-json parse(const httplib::Result& r) {
-  if (!r) return json();
-  try {
-    return json::parse(r->body);
-  } catch (const json::exception&) {
-    return json();
-  }
-}
 
 bool finished(const json& job) {
   const std::string s = job.value("state", "");
@@ -148,9 +136,7 @@ class JobsTest : public ::testing::Test {
   }
   httplib::Headers login(const std::string& user, const std::string& password) {
     auto c = client();
-    auto r = c.Post("/api/auth/login", json{{"username", user}, {"password", password}}.dump(), "application/json");
-    EXPECT_TRUE(r && r->status == 200);
-    return {{"Authorization", "Bearer " + parse(r).value("token", "")}};
+    return login_bearer(c, user, password);
   }
   json post(const std::string& path, const httplib::Headers& h, const json& body, int expect_status) {
     auto c = client();
@@ -158,7 +144,7 @@ class JobsTest : public ::testing::Test {
     EXPECT_TRUE(r);
     if (!r) return json();
     EXPECT_EQ(r->status, expect_status) << path << ": " << r->body;
-    return parse(r);
+    return parse_body(r);
   }
   json get(const std::string& path, const httplib::Headers& h) {
     auto c = client();
@@ -166,7 +152,7 @@ class JobsTest : public ::testing::Test {
     EXPECT_TRUE(r);
     if (!r) return json();
     EXPECT_EQ(r->status, 200) << path << ": " << r->body;
-    return parse(r);
+    return parse_body(r);
   }
   // Polls until the job ends (bounded, so a hang fails instead of blocking the suite).
   json wait_job(std::int64_t id, const httplib::Headers& h, const std::string& until = "finished") {
@@ -206,7 +192,7 @@ class JobsTest : public ::testing::Test {
     const std::string cmd = std::string(TUMORLAB_CLI) + " import " + ds.string() + " --data-dir " + data_.string() +
                             " --modality " + modality + " --no-presegment > " + (tmp_ / "import.log").string() +
                             " 2>&1";
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(tmp_ / "import.log");
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp_file(tmp_ / "import.log");
   }
   std::string case_path(const std::string& name, const std::string& rest = "") {
     return "/api/cases/" + std::to_string(seed_.cases.at(name)) + rest;
@@ -557,7 +543,7 @@ TEST_F(JobsTest, BackgroundUpload_ImportJobImportsAsTheUploader_BadFileFailsNoth
   const auto admin = login("admin", kAdminPassword);
   const auto anna = login("anna", kAnnotatorPassword);
   io::write_image(mr_image(), tmp_ / "upload.nii.gz");
-  const std::string bytes = slurp(tmp_ / "upload.nii.gz");
+  const std::string bytes = slurp_file(tmp_ / "upload.nii.gz");
   auto c = client();
   const auto cases_before = get("/api/cases", admin).value("total", -1);
 
@@ -576,7 +562,7 @@ TEST_F(JobsTest, BackgroundUpload_ImportJobImportsAsTheUploader_BadFileFailsNoth
              "application/octet-stream");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 202) << r->body;
-  const json job = parse(r)["job"];
+  const json job = parse_body(r)["job"];
   EXPECT_EQ(job.value("type", ""), "import") << job.dump();
   const json done = wait_job(job.value("id", 0), admin);
   ASSERT_EQ(done.value("state", ""), "succeeded") << done.dump(2) << "\n" << server_->log();
@@ -593,7 +579,7 @@ TEST_F(JobsTest, BackgroundUpload_ImportJobImportsAsTheUploader_BadFileFailsNoth
   // The same bytes again: stored once, reported as skipped.
   r = c.Post("/api/uploads?background=1&filename=again.nii.gz&modality=MR", admin, bytes, "application/octet-stream");
   ASSERT_TRUE(r && r->status == 202);
-  const json again = wait_job(parse(r)["job"].value("id", 0), admin);
+  const json again = wait_job(parse_body(r)["job"].value("id", 0), admin);
   EXPECT_EQ(again.value("state", ""), "succeeded") << again.dump();
   EXPECT_EQ(again["result"]["skipped"].size(), 1u) << again.dump();
 
@@ -601,7 +587,7 @@ TEST_F(JobsTest, BackgroundUpload_ImportJobImportsAsTheUploader_BadFileFailsNoth
   r = c.Post("/api/uploads?background=true&filename=broken.nii.gz", admin, std::string(4000, 'x'),
              "application/octet-stream");
   ASSERT_TRUE(r && r->status == 202) << (r ? r->body : "");
-  const json bad = wait_job(parse(r)["job"].value("id", 0), admin);
+  const json bad = wait_job(parse_body(r)["job"].value("id", 0), admin);
   EXPECT_EQ(bad.value("state", ""), "failed");
   EXPECT_NE(bad.value("error", "").find("broken.nii.gz"), std::string::npos) << bad.dump();
   EXPECT_EQ(get("/api/cases", admin).value("total", -1), cases_before + 1);

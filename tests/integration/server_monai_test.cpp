@@ -22,6 +22,7 @@
 #include <sstream>
 #include <thread>
 
+#include "api_test_support.h"
 #include "server_process.h"
 #include "test_support.h"
 #include "tiny_plans.h"
@@ -41,44 +42,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* kAdminPassword = "admin-password-123";
-const char* kReviewerPassword = "reviewer-password-1";
-const char* kAnnotatorPassword = "annotator-password-1";
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// 16x12x6 MR image: background 10, a block of 100 at i,j in [4,8), k in [1,4).
-Geometry grid() {
-  Geometry g;
-  g.size = {16, 12, 6};
-  g.spacing_mm = {1.0, 1.0, 2.0};
-  g.origin_lps = {-8, -6, 10};
-  return g;
-}
-
-Volume image() {
-  Volume v(grid(), PixelType::Int16);
-  auto* d = v.data<int16_t>();
-  for (int64_t n = 0; n < v.voxel_count(); ++n) d[n] = 10;
-  for (int k = 1; k < 4; ++k)
-    for (int j = 4; j < 8; ++j)
-      for (int i = 4; i < 8; ++i) d[v.linear_index(i, j, k)] = 100;
-  v.modality = "MR";
-  return v;
-}
-
-LabelMap block(const Geometry& g, int i0, int i1) {
-  LabelMap l(g);
-  for (int k = 1; k < 4; ++k)
-    for (int j = 4; j < 8; ++j)
-      for (int i = i0; i < i1; ++i) l.at(i, j, k) = 1;
-  return l;
-}
+using tumorlab::testing::block_grid;
+using tumorlab::testing::block_image;
+using tumorlab::testing::block_label;
+using tumorlab::testing::expect_error;
+using tumorlab::testing::kAdminPassword;
+using tumorlab::testing::kAnnotatorPassword;
+using tumorlab::testing::kReviewerPassword;
+using tumorlab::testing::parse_body;
+using tumorlab::testing::slurp_file;
 
 struct Seeded {
   store::Id case_a = 0, case_b = 0, case_c = 0, ai_revision_id = 0, annotator_id = 0, reviewer_id = 0;
@@ -95,8 +67,8 @@ Seeded seed(const fs::path& data_dir, const fs::path& scratch) {
   Seeded s;
   s.reviewer_id = st.create_user("rita", store::Role::Reviewer, kReviewerPassword).id;
   s.annotator_id = st.create_user("anna", store::Role::Annotator, kAnnotatorPassword).id;
-  io::write_image(image(), scratch / "image.nii.gz");
-  auto file = st.put_image_bytes(slurp(scratch / "image.nii.gz"));
+  io::write_image(block_image(), scratch / "image.nii.gz");
+  auto file = st.put_image_bytes(slurp_file(scratch / "image.nii.gz"));
   s.image_sha256 = file.sha256;
   store::NewImage ni;
   ni.sha256 = file.sha256;
@@ -123,7 +95,7 @@ Seeded seed(const fs::path& data_dir, const fs::path& scratch) {
   auto lab = app::Lab::open(lo);
   app::AiPrediction p;
   p.case_id = s.case_a;
-  p.label = block(grid(), 4, 8);
+  p.label = block_label(block_grid(), 4, 8);
   p.model_name = "test-model";
   p.model_version = "1";
   p.case_uncertainty = 0.25;
@@ -139,25 +111,6 @@ class ServerProcess : public tumorlab::testing::ServeProcess {
   explicit ServerProcess(const fs::path& data_dir)
       : ServeProcess(data_dir, kAdminPassword, {}, {"--job-workers", "0"}) {}
 };
-
-json parse(const httplib::Result& r) {
-  if (!r) return json();
-  try {
-    return json::parse(r->body);
-  } catch (const json::exception&) {
-    return json();
-  }
-}
-
-void expect_error(const httplib::Result& r, int status, const std::string& code = "") {
-  ASSERT_TRUE(r) << "no response";
-  EXPECT_EQ(r->status, status) << r->body;
-  json j = parse(r);
-  ASSERT_TRUE(j.is_object() && j.contains("error")) << "not a JSON error body: " << r->body.substr(0, 200);
-  if (!code.empty()) {
-    EXPECT_EQ(j["error"]["code"], code) << r->body;
-  }
-}
 
 // monailabel/client/client.py MONAILabelUtils.encode_multipart_formdata, byte for byte: the
 // fixed boundary, fields first, then files with a guessed Content-Type, CRLF after every line.
@@ -212,13 +165,13 @@ class MonaiTest : public ::testing::Test {
     EXPECT_TRUE(r);
     if (!r) return {};
     EXPECT_EQ(r->status, 200) << r->body;
-    json j = parse(r);
+    json j = parse_body(r);
     return {{"Authorization", j.value("token_type", "") + " " + j.value("access_token", "")}};
   }
   std::string label_nii(const LabelMap& l, const std::string& name) {
     fs::path p = tmp_ / "scratch" / (name + ".nii.gz");
     io::write_label(l, p);
-    return slurp(p);
+    return slurp_file(p);
   }
 
   TempDir tmp_;
@@ -234,21 +187,21 @@ TEST_F(MonaiTest, Auth_TokenFromPasswordForm_BearerWorks_NoTokenIs401) {
   auto a = c.Get("/auth/");
   ASSERT_TRUE(a);
   EXPECT_EQ(a->status, 200);
-  EXPECT_EQ(parse(a)["enabled"], true);
+  EXPECT_EQ(parse_body(a)["enabled"], true);
 
   auto r = c.Post("/auth/token",
                   httplib::Params{{"username", "anna"}, {"password", kAnnotatorPassword}, {"grant_type", "password"}});
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
-  json tok = parse(r);
+  json tok = parse_body(r);
   EXPECT_EQ(tok["token_type"], "bearer");
   EXPECT_GT(tok["expires_in"].get<int64_t>(), 0);
   const httplib::Headers h{{"Authorization", "bearer " + tok["access_token"].get<std::string>()}};
   auto v = c.Get("/auth/token/valid", h);
   ASSERT_TRUE(v);
   EXPECT_EQ(v->status, 200);
-  EXPECT_EQ(parse(v)["username"], "anna");
-  EXPECT_EQ(parse(v)["roles"], json::array({"annotator"}));
+  EXPECT_EQ(parse_body(v)["username"], "anna");
+  EXPECT_EQ(parse_body(v)["roles"], json::array({"annotator"}));
   // The token is a tumorlab session: /api accepts it too.
   EXPECT_EQ(c.Get("/api/auth/me", h)->status, 200);
 
@@ -267,7 +220,7 @@ TEST_F(MonaiTest, Auth_TokenFromPasswordForm_BearerWorks_NoTokenIs401) {
   expect_error(c.Get("/info/", {{"Authorization", "bearer not-a-token"}}), 401);
   // The login is audited like /api logins.
   auto admin = login("admin", kAdminPassword);
-  json audit = parse(c.Get("/api/audit?action=login&limit=100", admin));
+  json audit = parse_body(c.Get("/api/audit?action=login&limit=100", admin));
   int anna_logins = 0;
   for (const auto& row : audit["items"])
     if (row.value("actor", "") == "anna" && row.value("outcome", "") == "ok") ++anna_logins;
@@ -280,7 +233,7 @@ TEST_F(MonaiTest, Info_ListsActiveModelsLabelsStrategies) {
   auto r = c.Get("/info/", h);
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
-  json info = parse(r);
+  json info = parse_body(r);
   EXPECT_EQ(info["name"], "tumorlab");
   EXPECT_FALSE(info["version"].get<std::string>().empty());
   ASSERT_TRUE(info["models"].contains("test-model")) << info.dump();
@@ -302,7 +255,7 @@ TEST_F(MonaiTest, Datastore_AllListsSeededCases_ImageDownloadIsTheStoredVolume) 
   auto r = c.Get("/datastore/?output=all", h);
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
-  json ds = parse(r);
+  json ds = parse_body(r);
   std::set<std::string> ids;
   for (const auto& [k, v] : ds["objects"].items()) ids.insert(k);
   EXPECT_EQ(ids, (std::set<std::string>{"case_a", "case_b", "case_c"}));
@@ -316,10 +269,10 @@ TEST_F(MonaiTest, Datastore_AllListsSeededCases_ImageDownloadIsTheStoredVolume) 
   EXPECT_EQ(a["labels"]["original"]["info"]["params"]["label_names"], json({{"tumor", 1}}));
   EXPECT_TRUE(ds["objects"]["case_b"]["labels"].empty());
 
-  json stats = parse(c.Get("/datastore/", h));
+  json stats = parse_body(c.Get("/datastore/", h));
   EXPECT_EQ(stats["total"], 3);
   EXPECT_EQ(stats["completed"], 0);
-  EXPECT_EQ(parse(c.Get("/datastore/?output=train", h)), json::array());
+  EXPECT_EQ(parse_body(c.Get("/datastore/?output=train", h)), json::array());
   expect_error(c.Get("/datastore/?output=everything", h), 400, "BadArgument");
 
   // The image reads back as the stored volume, and its bytes match the advertised checksum.
@@ -333,7 +286,7 @@ TEST_F(MonaiTest, Datastore_AllListsSeededCases_ImageDownloadIsTheStoredVolume) 
   }
   EXPECT_EQ(store::sha256_hex(img->body), seeded_.image_sha256);
   Volume got = io::read_image(p);
-  Volume want = image();
+  Volume want = block_image();
   ASSERT_EQ(got.geometry().size, want.geometry().size);
   EXPECT_EQ(got.geometry().spacing_mm, want.geometry().spacing_mm);
   for (int64_t n = 0; n < want.voxel_count(); ++n) ASSERT_EQ(got.value(n), want.value(n)) << "voxel " << n;
@@ -356,14 +309,14 @@ TEST_F(MonaiTest, Datastore_AllListsSeededCases_ImageDownloadIsTheStoredVolume) 
 TEST_F(MonaiTest, SaveLabel_ClientMultipart_NewRevisionAudited_WrongGridIs4xx) {
   auto c = client();
   auto h = login("anna", kAnnotatorPassword);
-  const std::string bytes = label_nii(block(grid(), 4, 6), "corrected");  // 24 voxels
+  const std::string bytes = label_nii(block_label(block_grid(), 4, 6), "corrected");  // 24 voxels
   auto [type, body] =
       monai_multipart({{"params", R"({"label_info": [{"name": "tumor", "idx": 1}], "client_id": "user-xyz"})"}},
                       {{"label", "/tmp/slicer/label.nii.gz", bytes}});
   auto r = c.Put("/datastore/label?image=case_a", h, body, type.c_str());
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
-  json saved = parse(r);
+  json saved = parse_body(r);
   EXPECT_EQ(saved["image"], "case_a");
   EXPECT_EQ(saved["label"], "case_a");
   EXPECT_EQ(saved["tag"], "final");
@@ -373,28 +326,28 @@ TEST_F(MonaiTest, SaveLabel_ClientMultipart_NewRevisionAudited_WrongGridIs4xx) {
   EXPECT_EQ(saved["revision"]["voxel_count"], 24);
 
   // Visible in /api: the revision list, the case's current pointer, the audit trail.
-  json revs = parse(c.Get("/api/cases/" + std::to_string(seeded_.case_a) + "/revisions", h));
+  json revs = parse_body(c.Get("/api/cases/" + std::to_string(seeded_.case_a) + "/revisions", h));
   ASSERT_EQ(revs["items"].size(), 2u);
   EXPECT_EQ(revs["items"][1]["id"], rev_id);
   EXPECT_EQ(revs["items"][1]["author"]["username"], "anna");
   auto admin = login("admin", kAdminPassword);
-  json audit = parse(c.Get("/api/audit?action=save&case_id=" + std::to_string(seeded_.case_a), admin));
+  json audit = parse_body(c.Get("/api/audit?action=save&case_id=" + std::to_string(seeded_.case_a), admin));
   ASSERT_FALSE(audit["items"].empty());
   EXPECT_EQ(audit["items"][0]["actor"], "anna");
   EXPECT_EQ(audit["items"][0]["outcome"], "ok");
   // Now a final label: listed by the datastore and downloadable.
-  json ds = parse(c.Get("/datastore/?output=all", h));
+  json ds = parse_body(c.Get("/datastore/?output=all", h));
   EXPECT_EQ(ds["objects"]["case_a"]["labels"]["final"]["info"]["revision_id"], rev_id);
-  EXPECT_EQ(parse(c.Get("/datastore/?output=train", h)), json::array({{{"image", "case_a"}, {"label", "case_a"}}}));
+  EXPECT_EQ(parse_body(c.Get("/datastore/?output=train", h)), json::array({{{"image", "case_a"}, {"label", "case_a"}}}));
   auto fin = c.Get("/datastore/label?label=case_a&tag=final", h);
   ASSERT_EQ(fin->status, 200);
   EXPECT_EQ(store::sha256_hex(fin->body), saved["revision"]["sha256"].get<std::string>());
 
   // A label on another grid: 422 GeometryMismatch JSON, nothing stored.
-  Geometry other = grid();
+  Geometry other = block_grid();
   other.size = {8, 12, 6};
   auto [t2, b2] =
-      monai_multipart({{"params", "{}"}}, {{"label", "label.nii.gz", label_nii(block(other, 4, 6), "small")}});
+      monai_multipart({{"params", "{}"}}, {{"label", "label.nii.gz", label_nii(block_label(other, 4, 6), "small")}});
   expect_error(c.Put("/datastore/label?image=case_a", h, b2, t2.c_str()), 422, "GeometryMismatch");
   // Not NIfTI, no label part, tag original, unknown case: 4xx JSON.
   auto [t3, b3] = monai_multipart({{"params", "{}"}}, {{"label", "label.seg.nrrd", "NRRD0004\n"}});
@@ -408,7 +361,7 @@ TEST_F(MonaiTest, SaveLabel_ClientMultipart_NewRevisionAudited_WrongGridIs4xx) {
   expect_error(c.Put("/datastore/label?image=case_b", h, b5, t5.c_str()), 403, "Forbidden");
   // No token: 401.
   expect_error(c.Put("/datastore/label?image=case_a", {}, b5, t5.c_str()), 401, "Unauthenticated");
-  revs = parse(c.Get("/api/cases/" + std::to_string(seeded_.case_a) + "/revisions", h));
+  revs = parse_body(c.Get("/api/cases/" + std::to_string(seeded_.case_a) + "/revisions", h));
   EXPECT_EQ(revs["items"].size(), 2u);
 }
 
@@ -418,16 +371,16 @@ TEST_F(MonaiTest, ActiveLearning_FirstRankRandom_ReturnOpenCasesTheUserMayEdit) 
   auto r = c.Post("/activelearning/first", h, R"({"client_id": "user-xyz"})", "application/json");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
-  json s = parse(r);
+  json s = parse_body(r);
   EXPECT_EQ(s["id"], "case_a");
   EXPECT_EQ(s["name"], "case_a.nii.gz");
   EXPECT_EQ(s["checksum"], "SHA256:" + seeded_.image_sha256);
   EXPECT_FALSE(s.contains("path"));
   // rank: tumorlab's order (active-learning rank 1 = case_a).
-  EXPECT_EQ(parse(c.Post("/activelearning/rank", h, "", "application/json"))["id"], "case_a");
+  EXPECT_EQ(parse_body(c.Post("/activelearning/rank", h, "", "application/json"))["id"], "case_a");
   // random: one of the cases anna may edit (never the reviewer's case_b).
   for (int i = 0; i < 10; ++i) {
-    std::string id = parse(c.Post("/activelearning/random", h, "{}", "application/json"))["id"];
+    std::string id = parse_body(c.Post("/activelearning/random", h, "{}", "application/json"))["id"];
     EXPECT_TRUE(id == "case_a" || id == "case_c") << id;
   }
   expect_error(c.Post("/activelearning/epistemic", h, "{}", "application/json"), 404, "NotFound");
@@ -443,20 +396,20 @@ TEST_F(MonaiTest, Train_QueuesAnHonestJob_StatusAndStop) {
   auto r = c.Post("/train/test-model", rita, R"({"max_epochs": 1})", "application/json");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
-  json task = parse(r);
+  json task = parse_body(r);
   EXPECT_EQ(task["type"], "train");
   EXPECT_EQ(task["model"], "test-model");
   const int64_t job_id = task["id"];
   // The job is real: in /api/jobs with type train, owned by the caller; its state is what the
   // store says (this server runs no job worker, so it stays queued until stopped).
-  json job = parse(c.Get("/api/jobs/" + std::to_string(job_id), rita));
+  json job = parse_body(c.Get("/api/jobs/" + std::to_string(job_id), rita));
   EXPECT_EQ(job["type"], "train");
   EXPECT_EQ(job["params"]["model"], "test-model");
   EXPECT_EQ(job["params"]["params"]["max_epochs"], 1);
   EXPECT_NE(job["state"], "succeeded");
   const std::map<std::string, std::string> status_of{
       {"queued", "PENDING"}, {"running", "RUNNING"}, {"failed", "ERROR"}, {"cancelled", "STOPPED"}};
-  json st = parse(c.Get("/train/", anna));
+  json st = parse_body(c.Get("/train/", anna));
   EXPECT_EQ(st["id"], job_id);
   EXPECT_EQ(st["status"], status_of.at(st["job"]["state"].get<std::string>()));
   EXPECT_FALSE(st["details"].empty());
@@ -465,16 +418,16 @@ TEST_F(MonaiTest, Train_QueuesAnHonestJob_StatusAndStop) {
     expect_error(c.Post("/train/test-model", rita, "{}", "application/json"), 409, "Conflict");
     EXPECT_EQ(c.Get("/train/?check_if_running=true", anna)->status, 200);
     expect_error(c.Delete("/train/", anna), 403, "Forbidden");
-    json stopped = parse(c.Delete("/train/", rita));
+    json stopped = parse_body(c.Delete("/train/", rita));
     EXPECT_EQ(stopped["id"], job_id);
     EXPECT_EQ(stopped["status"], "STOPPED");
-    EXPECT_EQ(parse(c.Get("/api/jobs/" + std::to_string(job_id), rita))["state"], "cancelled");
+    EXPECT_EQ(parse_body(c.Get("/api/jobs/" + std::to_string(job_id), rita))["state"], "cancelled");
   }
   expect_error(c.Get("/train/?check_if_running=true", anna), 404, "NotFound");
   expect_error(c.Post("/train/no-such-model", rita, "{}", "application/json"), 404, "NotFound");
   // Audited.
   auto admin = login("admin", kAdminPassword);
-  json audit = parse(c.Get("/api/audit?action=job.enqueue", admin));
+  json audit = parse_body(c.Get("/api/audit?action=job.enqueue", admin));
   ASSERT_FALSE(audit["items"].empty());
   EXPECT_EQ(audit["items"][0]["actor"], "rita");
 }
@@ -490,7 +443,7 @@ TEST_F(MonaiTest, Infer_BadRequestsAre4xx) {
   expect_error(c.Post("/infer/test-model?image=case_a", {}, body, type.c_str()), 401, "Unauthenticated");
   // The failed run is audited.
   auto admin = login("admin", kAdminPassword);
-  json audit = parse(c.Get("/api/audit?action=monai.infer", admin));
+  json audit = parse_body(c.Get("/api/audit?action=monai.infer", admin));
   ASSERT_FALSE(audit["items"].empty());
   EXPECT_EQ(audit["items"][0]["outcome"], "failed");
 }
@@ -501,17 +454,17 @@ namespace {
 
 // A NIfTI unlike the seeded image (so that it is not "already stored").
 std::string other_image_nii(const fs::path& scratch) {
-  Volume v = image();
+  Volume v = block_image();
   auto* d = v.data<int16_t>();
   for (int64_t n = 0; n < v.voxel_count(); ++n) d[n] = static_cast<int16_t>(d[n] + 7 + n % 3);
   const fs::path p = scratch / "other_image.nii.gz";
   io::write_image(v, p);
-  return slurp(p);
+  return slurp_file(p);
 }
 
 json case_names(httplib::Client& c, const httplib::Headers& h) {
   json names = json::array();
-  const json list = parse(c.Get("/api/cases?limit=500", h));  // kept alive for the loop
+  const json list = parse_body(c.Get("/api/cases?limit=500", h));  // kept alive for the loop
   for (const auto& it : list["items"]) names.push_back(it["name"]);
   return names;
 }
@@ -535,12 +488,12 @@ TEST_F(MonaiTest, UploadImage_ClientMultipart_NewCaseInDatastoreAndApi_WrongRole
   // An annotator may not upload (as POST /api/uploads): 403, nothing stored.
   expect_error(c.Put("/datastore/?image=uploaded_scan", anna, body, type.c_str()), 403, "Forbidden");
   expect_error(c.Put("/datastore/?image=uploaded_scan", {}, body, type.c_str()), 401, "Unauthenticated");
-  EXPECT_EQ(parse(c.Get("/datastore/", rita))["total"], 3);
+  EXPECT_EQ(parse_body(c.Get("/datastore/", rita))["total"], 3);
 
   auto r = c.Put("/datastore/?image=uploaded_scan", rita, body, type.c_str());
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;  // MONAI Label's client treats anything but 200 as failure
-  json up = parse(r);
+  json up = parse_body(r);
   EXPECT_EQ(up["image"], "uploaded_scan");
   ASSERT_EQ(up["cases"].size(), 1u);
   const int64_t case_id = up["cases"][0]["id"];
@@ -550,10 +503,10 @@ TEST_F(MonaiTest, UploadImage_ClientMultipart_NewCaseInDatastoreAndApi_WrongRole
   EXPECT_EQ(up["jobs"][0]["case_id"], case_id);
 
   // Visible in the MONAI datastore, in /api/cases, and the stored image is the uploaded one.
-  json ds = parse(c.Get("/datastore/?output=all", anna));
+  json ds = parse_body(c.Get("/datastore/?output=all", anna));
   ASSERT_TRUE(ds["objects"].contains("uploaded_scan")) << ds.dump().substr(0, 400);
   EXPECT_EQ(ds["objects"]["uploaded_scan"]["image"]["info"]["size"], json({16, 12, 6}));
-  EXPECT_EQ(parse(c.Get("/datastore/", anna))["total"], 4);
+  EXPECT_EQ(parse_body(c.Get("/datastore/", anna))["total"], 4);
   EXPECT_TRUE(contains(case_names(c, anna), "uploaded_scan"));
   auto img = c.Get("/datastore/image?image=uploaded_scan", anna);
   ASSERT_EQ(img->status, 200);
@@ -565,15 +518,15 @@ TEST_F(MonaiTest, UploadImage_ClientMultipart_NewCaseInDatastoreAndApi_WrongRole
   for (int64_t n = 0; n < sent.voxel_count(); ++n) ASSERT_EQ(got.value(n), sent.value(n)) << "voxel " << n;
   // Audited as an import by rita.
   auto admin = login("admin", kAdminPassword);
-  json audit = parse(c.Get("/api/audit?action=import&case_id=" + std::to_string(case_id), admin));
+  json audit = parse_body(c.Get("/api/audit?action=import&case_id=" + std::to_string(case_id), admin));
   ASSERT_EQ(audit["items"].size(), 1u) << audit.dump();
   EXPECT_EQ(audit["items"][0]["actor"], "rita");
 
   // The same image again: stored once; the answer names the existing case.
   auto again = c.Put("/datastore/?image=another_name", rita, body, type.c_str());
   ASSERT_EQ(again->status, 200) << again->body;
-  EXPECT_EQ(parse(again)["image"], "uploaded_scan");
-  EXPECT_TRUE(parse(again)["cases"].empty());
+  EXPECT_EQ(parse_body(again)["image"], "uploaded_scan");
+  EXPECT_TRUE(parse_body(again)["cases"].empty());
 
   // A file that is not an image: 4xx JSON naming the client's file; nothing stored.
   auto [t2, b2] = monai_multipart({{"params", "{}"}}, {{"file", "/tmp/slicer/broken.nii.gz", "not a nifti at all"}});
@@ -581,7 +534,7 @@ TEST_F(MonaiTest, UploadImage_ClientMultipart_NewCaseInDatastoreAndApi_WrongRole
   ASSERT_TRUE(bad);
   EXPECT_GE(bad->status, 400);
   EXPECT_LT(bad->status, 500);
-  json err = parse(bad);
+  json err = parse_body(bad);
   ASSERT_TRUE(err.contains("error")) << bad->body;
   EXPECT_NE(err["error"]["message"].get<std::string>().find("broken.nii.gz"), std::string::npos) << bad->body;
   // No file part, params not JSON: 400.
@@ -589,15 +542,15 @@ TEST_F(MonaiTest, UploadImage_ClientMultipart_NewCaseInDatastoreAndApi_WrongRole
   expect_error(c.Put("/datastore/?image=x", rita, b3, t3.c_str()), 400, "BadArgument");
   auto [t4, b4] = monai_multipart({{"params", "{not json"}}, {{"file", "a.nii.gz", bytes}});
   expect_error(c.Put("/datastore/?image=x", rita, b4, t4.c_str()), 400, "BadArgument");
-  EXPECT_EQ(parse(c.Get("/datastore/", anna))["total"], 4);
+  EXPECT_EQ(parse_body(c.Get("/datastore/", anna))["total"], 4);
   EXPECT_FALSE(contains(case_names(c, anna), "broken_scan"));
 
   // DELETE /datastore/: tumorlab never deletes: 405 saying so, and the case is still there.
   auto del = c.Delete("/datastore/?id=uploaded_scan&type=image", rita);
   expect_error(del, 405, "MethodNotAllowed");
-  EXPECT_NE(parse(del)["error"]["message"].get<std::string>().find("never deletes"), std::string::npos);
+  EXPECT_NE(parse_body(del)["error"]["message"].get<std::string>().find("never deletes"), std::string::npos);
   expect_error(c.Delete("/datastore/?id=uploaded_scan&type=image", {}), 401, "Unauthenticated");
-  EXPECT_EQ(parse(c.Get("/datastore/", anna))["total"], 4);
+  EXPECT_EQ(parse_body(c.Get("/datastore/", anna))["total"], 4);
 }
 
 // ---- /infer/{model}?output=dicom_seg ----------------------------------------------------------
@@ -682,11 +635,11 @@ TEST_F(MonaiDicomTest, InferDicomSeg_OnDicomUpload_SegReferencesDeidentifiedSeri
   const SynthSeries src = write_mr_series(tmp_ / "dicom" / "series", 4);
   io::zip_folder(tmp_ / "dicom" / "series", tmp_ / "dicom" / "series.zip");
   auto [type, body] =
-      monai_multipart({{"params", "{}"}}, {{"file", "/tmp/slicer/series.zip", slurp(tmp_ / "dicom" / "series.zip")}});
+      monai_multipart({{"params", "{}"}}, {{"file", "/tmp/slicer/series.zip", slurp_file(tmp_ / "dicom" / "series.zip")}});
   auto up = c.Put("/datastore/?image=ignored_for_dicom", rita, body, type.c_str());
   ASSERT_TRUE(up);
   ASSERT_EQ(up->status, 200) << up->body;
-  const std::string name = parse(up)["image"];
+  const std::string name = parse_body(up)["image"];
   ASSERT_EQ(name.rfind("PAT-", 0), 0u) << name;  // the pseudonymous name, never the client's
   const std::string pseudonym = name.substr(0, name.find('_'));
 
@@ -719,7 +672,7 @@ TEST_F(MonaiDicomTest, InferDicomSeg_OnDicomUpload_SegReferencesDeidentifiedSeri
   EXPECT_EQ(std::string(v.c_str()), UID_SegmentationStorage);
   ds->findAndGetOFString(DCM_PatientID, v);
   EXPECT_EQ(std::string(v.c_str()), pseudonym);
-  std::string key_hex = slurp(data_ / "deid.key");
+  std::string key_hex = slurp_file(data_ / "deid.key");
   while (!key_hex.empty() && std::isspace(static_cast<unsigned char>(key_hex.back()))) key_hex.pop_back();
   const io::DeidKey key = io::DeidKey::from_hex(key_hex);
   ds->findAndGetOFString(DCM_FrameOfReferenceUID, v);
@@ -748,10 +701,10 @@ TEST_F(MonaiDicomTest, InferDicomSeg_OnDicomUpload_SegReferencesDeidentifiedSeri
   // A case that did not come from DICOM: 400 naming the problem, and no model ran (audited failed).
   auto nifti = c.Post("/infer/tiny-seg?image=case_a&output=dicom_seg", rita, b2, t2.c_str());
   expect_error(nifti, 400, "BadArgument");
-  EXPECT_NE(parse(nifti)["error"]["message"].get<std::string>().find("not imported from DICOM"), std::string::npos)
+  EXPECT_NE(parse_body(nifti)["error"]["message"].get<std::string>().find("not imported from DICOM"), std::string::npos)
       << nifti->body;
   auto admin = login("admin", kAdminPassword);
-  json audit = parse(c.Get("/api/audit?action=monai.infer&case_id=" + std::to_string(seeded_.case_a), admin));
+  json audit = parse_body(c.Get("/api/audit?action=monai.infer&case_id=" + std::to_string(seeded_.case_a), admin));
   ASSERT_FALSE(audit["items"].empty());
   EXPECT_EQ(audit["items"][0]["outcome"], "failed");
 }
@@ -765,11 +718,11 @@ TEST_F(MonaiDicomTest, InferDicomSeg_SharedMrSeries_ReadsBackAsTheLabel) {
   io::zip_folder(src, tmp_ / "mr.zip");
   auto c = client();
   auto rita = login("rita", kReviewerPassword);
-  auto [type, body] = monai_multipart({{"params", "{}"}}, {{"file", "mr.zip", slurp(tmp_ / "mr.zip")}});
+  auto [type, body] = monai_multipart({{"params", "{}"}}, {{"file", "mr.zip", slurp_file(tmp_ / "mr.zip")}});
   auto up = c.Put("/datastore/?image=mr", rita, body, type.c_str());
   ASSERT_TRUE(up);
   ASSERT_EQ(up->status, 200) << up->body;
-  const std::string name = parse(up)["image"];
+  const std::string name = parse_body(up)["image"];
   auto [t2, b2] = monai_multipart({{"params", "{}"}}, {});
   auto nii = c.Post("/infer/tiny-seg?image=" + name + "&output=image", rita, b2, t2.c_str());
   auto seg = c.Post("/infer/tiny-seg?image=" + name + "&output=dicom_seg", rita, b2, t2.c_str());

@@ -17,14 +17,9 @@
 #include <thread>
 #include <vector>
 
-namespace tumorlab::testing {
+#include "test_support.h"
 
-inline std::string slurp_file(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+namespace tumorlab::testing {
 
 class ServeProcess {
  public:

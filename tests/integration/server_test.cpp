@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "api_test_support.h"
 #include "server_process.h"
 #include "test_support.h"
 #include "tumorlab/app/cases.h"
@@ -30,49 +31,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* kAdminPassword = "admin-password-123";
-const char* kReviewerPassword = "reviewer-password-1";
-const char* kAnnotatorPassword = "annotator-password-1";
+using tumorlab::testing::block_grid;
+using tumorlab::testing::block_image;
+using tumorlab::testing::block_label;
+using tumorlab::testing::expect_error;
+using tumorlab::testing::kAdminPassword;
+using tumorlab::testing::kAnnotatorPassword;
+using tumorlab::testing::kReviewerPassword;
+using tumorlab::testing::parse_body;
+using tumorlab::testing::slurp_file;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// 16x12x6 image: background 10, a bright block of 100 at i,j in [4,8) and k in [1,4) (48 voxels).
-Geometry test_grid() {
-  Geometry g;
-  g.size = {16, 12, 6};
-  g.spacing_mm = {1.0, 1.0, 2.0};
-  g.origin_lps = {-8, -6, 10};
-  return g;
-}
-
-Volume test_image() {
-  Volume v(test_grid(), PixelType::Int16);
-  auto* d = v.data<int16_t>();
-  for (int64_t n = 0; n < v.voxel_count(); ++n) d[n] = 10;
-  for (int k = 1; k < 4; ++k)
-    for (int j = 4; j < 8; ++j)
-      for (int i = 4; i < 8; ++i) d[v.linear_index(i, j, k)] = 100;
-  v.modality = "MR";
-  return v;
-}
-
-LabelMap block_label(int i0, int i1) {
-  LabelMap l(test_grid());
-  for (int k = 1; k < 4; ++k)
-    for (int j = 4; j < 8; ++j)
-      for (int i = i0; i < i1; ++i) l.at(i, j, k) = 1;
-  return l;
-}
 
 std::string label_bytes(const LabelMap& l, const fs::path& dir, const std::string& name) {
   fs::path p = dir / (name + ".nii.gz");
   io::write_label(l, p);
-  return slurp(p);
+  return slurp_file(p);
 }
 
 struct Seeded {
@@ -88,8 +61,8 @@ Seeded seed(const fs::path& data_dir, const fs::path& scratch) {
   Seeded s;
   s.reviewer_id = st.create_user("rita", store::Role::Reviewer, kReviewerPassword).id;
   s.annotator_id = st.create_user("anna", store::Role::Annotator, kAnnotatorPassword).id;
-  io::write_image(test_image(), scratch / "image.nii.gz");
-  auto file = st.put_image_bytes(slurp(scratch / "image.nii.gz"));
+  io::write_image(block_image(), scratch / "image.nii.gz");
+  auto file = st.put_image_bytes(slurp_file(scratch / "image.nii.gz"));
   store::NewImage ni;
   ni.sha256 = file.sha256;
   ni.modality = "MR";
@@ -116,8 +89,8 @@ Seeded seed(const fs::path& data_dir, const fs::path& scratch) {
   auto lab = app::Lab::open(lo);
   app::AiPrediction p;
   p.case_id = s.case_id;
-  p.label = block_label(4, 8);
-  Volume u(test_grid(), PixelType::Float32);
+  p.label = block_label(block_grid(), 4, 8);
+  Volume u(block_grid(), PixelType::Float32);
   for (int j = 4; j < 8; ++j)
     for (int i = 4; i < 8; ++i) u.data<float>()[u.linear_index(i, j, 1)] = 0.5f;
   p.uncertainty = u;
@@ -142,28 +115,6 @@ class ServerProcess : public tumorlab::testing::ServeProcess {
     return extra;
   }
 };
-
-json parse(const httplib::Result& r) {
-  if (!r) return json();
-  try {
-    return json::parse(r->body);
-  } catch (const json::exception&) {
-    return json();
-  }
-}
-
-// An error response: the given status and our JSON error body.
-void expect_error(const httplib::Result& r, int status, const std::string& code = "") {
-  ASSERT_TRUE(r) << "no response";
-  EXPECT_EQ(r->status, status) << r->body;
-  json j = parse(r);
-  ASSERT_TRUE(j.is_object() && j.contains("error")) << "not a JSON error body: " << r->body.substr(0, 200);
-  EXPECT_TRUE(j["error"]["message"].is_string());
-  if (!code.empty()) {
-    EXPECT_EQ(j["error"]["code"], code) << r->body;
-  }
-  EXPECT_EQ(j["error"]["status"], status);
-}
 
 struct Session {
   std::string token, csrf;
@@ -193,7 +144,7 @@ class ServerTest : public ::testing::Test {
     EXPECT_TRUE(r);
     if (!r) return {};
     EXPECT_EQ(r->status, 200) << r->body;
-    json j = parse(r);
+    json j = parse_body(r);
     return Session{j.value("token", ""), j.value("csrf_token", ""), j.value("user", json())};
   }
   static httplib::Headers bearer(const Session& s) { return {{"Authorization", "Bearer " + s.token}}; }
@@ -230,7 +181,7 @@ TEST_F(ServerTest, Login_Me_Logout_WithCookieAndBearer) {
       c.Post("/api/auth/login", json{{"username", "admin"}, {"password", kAdminPassword}}.dump(), "application/json");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
-  json j = parse(r);
+  json j = parse_body(r);
   EXPECT_EQ(j["user"]["role"], "admin");
   const std::string token = j["token"], csrf = j["csrf_token"];
   // Cookies: the session is HttpOnly + SameSite=Strict, the CSRF cookie is readable.
@@ -253,8 +204,8 @@ TEST_F(ServerTest, Login_Me_Logout_WithCookieAndBearer) {
   auto me = c.Get("/api/auth/me", {{"Cookie", "tl_session=" + token + "; tl_csrf=" + csrf}});
   ASSERT_TRUE(me);
   EXPECT_EQ(me->status, 200);
-  EXPECT_EQ(parse(me)["user"]["username"], "admin");
-  EXPECT_EQ(parse(me)["csrf_token"], csrf);
+  EXPECT_EQ(parse_body(me)["user"]["username"], "admin");
+  EXPECT_EQ(parse_body(me)["csrf_token"], csrf);
   me = c.Get("/api/auth/me", {{"Authorization", "Bearer " + token}});
   EXPECT_EQ(me->status, 200);
   // Anonymous and a made-up token: 401.
@@ -290,7 +241,7 @@ TEST_F(ServerTest, Csrf_RequiredForCookieCalls_NotForBearer) {
   auto r = c.Post(path, good, "", "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
-  EXPECT_EQ(parse(r)["state"], "cancelled");
+  EXPECT_EQ(parse_body(r)["state"], "cancelled");
   // Bearer: no CSRF header needed (the job has ended now: 409, not 403).
   expect_error(c.Post(path, bearer(s), "", "application/json"), 409, "Conflict");
 }
@@ -304,7 +255,7 @@ TEST_F(ServerTest, AuthMatrix_EveryRoute_EveryRole) {
                                           {"reviewer", login("rita", kReviewerPassword)},
                                           {"annotator", login("anna", kAnnotatorPassword)}};
   auto c = client();
-  json api = parse(c.Get("/api/openapi.json"));
+  json api = parse_body(c.Get("/api/openapi.json"));
   ASSERT_TRUE(api.contains("paths"));
   int checked = 0;
   std::vector<std::pair<std::string, std::string>> logout_routes;
@@ -370,7 +321,7 @@ TEST_F(ServerTest, OpenApi_ListsEveryRoute_WithErrorsFromTheTable) {
   auto c = client();
   auto r = c.Get("/api/openapi.json");
   ASSERT_EQ(r->status, 200);
-  json api = parse(r);
+  json api = parse_body(r);
   EXPECT_EQ(api["openapi"], "3.0.3");
   const std::vector<std::pair<std::string, std::string>> expected{
       {"/api/auth/login", "post"},
@@ -453,19 +404,19 @@ TEST_F(ServerTest, Revisions_SaveWithIfMatch_ConflictAndStatsAgainstAi) {
   EXPECT_EQ(static_cast<unsigned char>(img->body[0]), 0x1f);
   EXPECT_EQ(static_cast<unsigned char>(img->body[1]), 0x8b);
 
-  json detail = parse(c.Get(case_path(), bearer(anna)));
+  json detail = parse_body(c.Get(case_path(), bearer(anna)));
   EXPECT_EQ(detail["status"], "presegmented");
   EXPECT_EQ(detail["ai_revision_id"], seeded_.ai_revision_id);
   EXPECT_EQ(detail["current_revision_id"], seeded_.ai_revision_id);
 
   // Save an edit (block widened by 2 columns: 48 -> 72 voxels) on top of the AI revision.
-  std::string bytes = label_bytes(block_label(2, 8), tmp_ / "scratch", "edit1");
+  std::string bytes = label_bytes(block_label(block_grid(), 2, 8), tmp_ / "scratch", "edit1");
   httplib::Headers h = bearer(anna);
   h.emplace("If-Match", "\"" + std::to_string(seeded_.ai_revision_id) + "\"");
   auto r = c.Post(case_path("/revisions?editing_seconds=30&note=widened"), h, bytes, "application/gzip");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 201) << r->body;
-  json rev = parse(r);
+  json rev = parse_body(r);
   EXPECT_EQ(rev["parent_id"], seeded_.ai_revision_id);
   EXPECT_EQ(rev["voxel_count"], 72);
   EXPECT_NEAR(rev["volume_ml"].get<double>(), 72 * 0.002, 1e-9);
@@ -474,9 +425,9 @@ TEST_F(ServerTest, Revisions_SaveWithIfMatch_ConflictAndStatsAgainstAi) {
 
   // A second client still editing from the AI revision: 409, and nothing is stored.
   auto stale =
-      c.Post(case_path("/revisions"), h, label_bytes(block_label(4, 6), tmp_ / "scratch", "edit2"), "application/gzip");
+      c.Post(case_path("/revisions"), h, label_bytes(block_label(block_grid(), 4, 6), tmp_ / "scratch", "edit2"), "application/gzip");
   expect_error(stale, 409, "Conflict");
-  json revs = parse(c.Get(case_path("/revisions"), bearer(anna)));
+  json revs = parse_body(c.Get(case_path("/revisions"), bearer(anna)));
   ASSERT_EQ(revs["items"].size(), 2u);
 
   // The saved label reads back identically.
@@ -485,19 +436,19 @@ TEST_F(ServerTest, Revisions_SaveWithIfMatch_ConflictAndStatsAgainstAi) {
   {
     std::ofstream(tmp_ / "scratch" / "back.nii.gz", std::ios::binary) << back->body;
     LabelMap l = io::read_label(tmp_ / "scratch" / "back.nii.gz");
-    EXPECT_EQ(l.voxels(), block_label(2, 8).voxels());
+    EXPECT_EQ(l.voxels(), block_label(block_grid(), 2, 8).voxels());
   }
 
   // Stats against the AI original: Dice = 2*48/(48+72) = 0.8, 24 changed voxels, +0.048 mL.
   json stats =
-      parse(c.Get(case_path("/revisions/" + std::to_string(rev["id"].get<int64_t>()) + "/stats"), bearer(anna)));
+      parse_body(c.Get(case_path("/revisions/" + std::to_string(rev["id"].get<int64_t>()) + "/stats"), bearer(anna)));
   EXPECT_EQ(stats["ai_revision_id"], seeded_.ai_revision_id);
   EXPECT_NEAR(stats["dice"].get<double>(), 0.8, 1e-9);
   EXPECT_EQ(stats["changed_voxels"], 24);
   EXPECT_NEAR(stats["volume_change_ml"].get<double>(), 24 * 0.002, 1e-9);
 
   // Saving moved the case to in_progress and counted the editing time.
-  detail = parse(c.Get(case_path(), bearer(anna)));
+  detail = parse_body(c.Get(case_path(), bearer(anna)));
   EXPECT_EQ(detail["status"], "in_progress");
   EXPECT_DOUBLE_EQ(detail["editing_seconds"].get<double>(), 30.0);
   EXPECT_EQ(detail["current_revision_id"], rev["id"]);
@@ -528,7 +479,7 @@ TEST_F(ServerTest, BadInput_Gives4xxJson_AndTheServerKeepsServing) {
   expect_error(c.Get("/api/cases?sort=shoe_size", bearer(anna)), 400, "BadArgument");
   // Label uploads: garbage, truncated .nii.gz, wrong grid, labels out of range, empty.
   const auto& scratch = tmp_ / "scratch";
-  std::string good = label_bytes(block_label(4, 8), scratch, "good");
+  std::string good = label_bytes(block_label(block_grid(), 4, 8), scratch, "good");
   auto save = [&](const std::string& body) {
     return c.Post(case_path("/revisions"), bearer(anna), body, "application/gzip");
   };
@@ -540,7 +491,7 @@ TEST_F(ServerTest, BadInput_Gives4xxJson_AndTheServerKeepsServing) {
     // Truncated anywhere (inside the header, inside the voxel data, just the gzip trailer) or
     // damaged: 422 CorruptFile, and nothing is stored.
     expect_error(save(good.substr(0, 40)), 422, "CorruptFile");
-    LabelMap noisy(test_grid());
+    LabelMap noisy(block_grid());
     uint32_t x = 12345;
     for (auto& v : noisy.voxels()) {
       x = x * 1664525u + 1013904223u;
@@ -557,19 +508,19 @@ TEST_F(ServerTest, BadInput_Gives4xxJson_AndTheServerKeepsServing) {
   }
   expect_error(save(""), 400, "BadArgument");
   {
-    Geometry g = test_grid();
+    Geometry g = block_grid();
     g.size = {8, 8, 3};
     LabelMap other(g);
     fs::path p = scratch / "other.nii.gz";
     io::write_label(other, p);
-    expect_error(save(slurp(p)), 422, "GeometryMismatch");
+    expect_error(save(slurp_file(p)), 422, "GeometryMismatch");
   }
   {
-    Volume v(test_grid(), PixelType::Int16);
+    Volume v(block_grid(), PixelType::Int16);
     v.data<int16_t>()[3] = 300;
     fs::path p = scratch / "bad_values.nii.gz";
     io::write_image(v, p);
-    expect_error(save(slurp(p)), 422, "InvalidLabel");
+    expect_error(save(slurp_file(p)), 422, "InvalidLabel");
   }
   // Oversized upload (> --max-upload-mb 1): 413 JSON.
   std::string big(3u << 20, 'x');
@@ -582,7 +533,7 @@ TEST_F(ServerTest, BadInput_Gives4xxJson_AndTheServerKeepsServing) {
   auto health = c.Get("/api/health");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
-  json revs = parse(c.Get(case_path("/revisions"), bearer(anna)));
+  json revs = parse_body(c.Get(case_path("/revisions"), bearer(anna)));
   EXPECT_EQ(revs["items"].size(), 1u);
   EXPECT_EQ(server_->stop(), 0) << server_->log();
 }
@@ -602,11 +553,11 @@ TEST_F(ServerTest, StatusWorkflow_AnnotatorCannotValidate_ReviewerCan) {
   expect_error(status(rita, {{"status", "validated"}, {"expected_from", "in_progress"}}), 409, "Conflict");
   auto v = status(rita, {{"status", "validated"}, {"expected_from", "submitted"}});
   ASSERT_EQ(v->status, 200) << v->body;
-  EXPECT_EQ(parse(v)["status"], "validated");
+  EXPECT_EQ(parse_body(v)["status"], "validated");
   // Not an allowed transition: validated -> submitted.
   expect_error(status(rita, {{"status", "submitted"}}), 409, "Conflict");
   // A validated case is locked for saving.
-  expect_error(c.Post(case_path("/revisions"), bearer(anna), label_bytes(block_label(4, 8), tmp_ / "scratch", "x"),
+  expect_error(c.Post(case_path("/revisions"), bearer(anna), label_bytes(block_label(block_grid(), 4, 8), tmp_ / "scratch", "x"),
                       "application/gzip"),
                409, "Conflict");
   // The annotator may not touch a case assigned to the reviewer.
@@ -616,14 +567,14 @@ TEST_F(ServerTest, StatusWorkflow_AnnotatorCannotValidate_ReviewerCan) {
 
   // Everything above is in the audit trail, and the chain verifies.
   auto admin = login("admin", kAdminPassword);
-  json audit = parse(c.Get("/api/audit?limit=1000", bearer(admin)));
+  json audit = parse_body(c.Get("/api/audit?limit=1000", bearer(admin)));
   std::set<std::string> actions;
   for (const auto& row : audit["items"])
     actions.insert(row["action"].get<std::string>() + ":" + row["outcome"].get<std::string>());
   EXPECT_TRUE(actions.count("login:ok"));
   EXPECT_TRUE(actions.count("status:ok"));
   EXPECT_TRUE(actions.count("status:denied"));
-  json verify = parse(c.Get("/api/audit/verify", bearer(admin)));
+  json verify = parse_body(c.Get("/api/audit/verify", bearer(admin)));
   EXPECT_EQ(verify["intact"], true);
   expect_error(c.Get("/api/audit", bearer(anna)), 403, "Forbidden");
 }
@@ -633,20 +584,20 @@ TEST_F(ServerTest, WorklistFiltersAndNextCase) {
   auto anna = login("anna", kAnnotatorPassword);
   auto rita = login("rita", kReviewerPassword);
   auto c = client();
-  json all = parse(c.Get("/api/cases?sort=name&order=desc", bearer(anna)));
+  json all = parse_body(c.Get("/api/cases?sort=name&order=desc", bearer(anna)));
   ASSERT_EQ(all["total"], 2);
   EXPECT_EQ(all["items"][0]["name"], "case_b");
-  json mine = parse(c.Get("/api/cases?assignee=me", bearer(rita)));
+  json mine = parse_body(c.Get("/api/cases?assignee=me", bearer(rita)));
   ASSERT_EQ(mine["total"], 1);
   EXPECT_EQ(mine["items"][0]["id"], seeded_.other_case_id);
-  json pre = parse(c.Get("/api/cases?status=presegmented", bearer(anna)));
+  json pre = parse_body(c.Get("/api/cases?status=presegmented", bearer(anna)));
   ASSERT_EQ(pre["total"], 1);
   EXPECT_EQ(pre["items"][0]["id"], seeded_.case_id);
   // Next case for the annotator: the unassigned one (case_b belongs to the reviewer).
-  json next = parse(c.Get("/api/cases/next", bearer(anna)));
+  json next = parse_body(c.Get("/api/cases/next", bearer(anna)));
   EXPECT_EQ(next["case"]["id"], seeded_.case_id);
   // Metrics summary counts cases by status.
-  json m = parse(c.Get("/api/metrics/summary", bearer(anna)));
+  json m = parse_body(c.Get("/api/metrics/summary", bearer(anna)));
   EXPECT_EQ(m["cases_by_status"]["presegmented"], 1);
   EXPECT_EQ(m["cases_by_status"]["new"], 1);
 }
@@ -657,7 +608,7 @@ TEST_F(ServerTest, RegionTools_GrowAndThresholdChangeTheRightVoxels) {
   auto c = client();
   // Grow from inside the bright block on an empty label (revision of the AI block minus itself):
   // start from an empty working label sent by the client.
-  std::string empty = label_bytes(LabelMap(test_grid()), tmp_ / "scratch", "empty");
+  std::string empty = label_bytes(LabelMap(block_grid()), tmp_ / "scratch", "empty");
   // base64 via the server's own round trip is not available here: encode in the test.
   static const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string b64;
@@ -673,7 +624,7 @@ TEST_F(ServerTest, RegionTools_GrowAndThresholdChangeTheRightVoxels) {
   json grow{{"label", b64}, {"seed", {5, 5, 2}}, {"tolerance", 10}, {"return_label", true}};
   auto r = c.Post(case_path("/tools/grow"), bearer(anna), grow.dump(), "application/json");
   ASSERT_EQ(r->status, 200) << r->body;
-  json j = parse(r);
+  json j = parse_body(r);
   EXPECT_EQ(j["changed_voxels"], 48);
   EXPECT_EQ(j["box"]["begin"], json::array({4, 4, 1}));
   EXPECT_EQ(j["box"]["end"], json::array({8, 8, 4}));
@@ -683,7 +634,7 @@ TEST_F(ServerTest, RegionTools_GrowAndThresholdChangeTheRightVoxels) {
   json thr{{"box", {{"begin", {0, 0, 0}}, {"end", {16, 12, 6}}}}, {"lower", 50}, {"upper", 200}, {"label_value", 2}};
   r = c.Post(case_path("/tools/threshold"), bearer(anna), thr.dump(), "application/json");
   ASSERT_EQ(r->status, 200) << r->body;
-  EXPECT_EQ(parse(r)["changed_voxels"], 48);  // 1 -> 2 on the block
+  EXPECT_EQ(parse_body(r)["changed_voxels"], 48);  // 1 -> 2 on the block
   // Unknown tool and bad settings: 4xx JSON.
   expect_error(c.Post(case_path("/tools/magic_wand"), bearer(anna), "{}", "application/json"), 404, "NotFound");
   expect_error(c.Post(case_path("/tools/grow"), bearer(anna), R"({"seed": [1, 2]})", "application/json"), 400,
@@ -706,7 +657,7 @@ TEST_F(ServerTest, JobEvents_StreamProgressUntilTheJobEnds) {
   // Wait for the first event, then cancel the (queued) job: the stream ends with "end".
   auto c = client();
   for (int i = 0; i < 200; ++i) {
-    auto j = parse(c.Get("/api/jobs/" + std::to_string(seeded_.job_id), bearer(anna)));
+    auto j = parse_body(c.Get("/api/jobs/" + std::to_string(seeded_.job_id), bearer(anna)));
     if (j["state"] == "queued") break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -783,7 +734,7 @@ TEST_F(ServerTest, GracefulShutdownOnSigterm_AndRestartKeepsData) {
   start();
   auto anna = login("anna", kAnnotatorPassword);
   auto c = client();
-  auto r = c.Post(case_path("/revisions"), bearer(anna), label_bytes(block_label(3, 8), tmp_ / "scratch", "s"),
+  auto r = c.Post(case_path("/revisions"), bearer(anna), label_bytes(block_label(block_grid(), 3, 8), tmp_ / "scratch", "s"),
                   "application/gzip");
   ASSERT_EQ(r->status, 201) << r->body;
   EXPECT_EQ(server_->stop(), 0) << server_->log();
@@ -792,7 +743,7 @@ TEST_F(ServerTest, GracefulShutdownOnSigterm_AndRestartKeepsData) {
   start();
   EXPECT_EQ(server_->log().find("created user"), std::string::npos);
   auto c2 = client();
-  auto revs = parse(c2.Get(case_path("/revisions"), bearer(anna)));
+  auto revs = parse_body(c2.Get(case_path("/revisions"), bearer(anna)));
   EXPECT_EQ(revs["items"].size(), 2u);
 }
 
@@ -820,7 +771,7 @@ TEST_F(ServerTest, ConcurrentSaves_OneChainNoLostOrHalfWrittenRevision) {
   const int clients = 8, rounds = 4;
   std::vector<std::string> bodies;
   for (int t = 0; t < clients; ++t)
-    bodies.push_back(label_bytes(block_label(t % 8, 8 + (t % 8)), tmp_ / "scratch", "c" + std::to_string(t)));
+    bodies.push_back(label_bytes(block_label(block_grid(), t % 8, 8 + (t % 8)), tmp_ / "scratch", "c" + std::to_string(t)));
   std::mutex mu;
   std::map<int64_t, int> acknowledged;  // revision id -> client
   int conflicts = 0, others = 0;
@@ -829,13 +780,13 @@ TEST_F(ServerTest, ConcurrentSaves_OneChainNoLostOrHalfWrittenRevision) {
     threads.emplace_back([&, t] {
       auto c = client();
       for (int r = 0; r < rounds; ++r) {
-        json detail = parse(c.Get(case_path(), bearer(anna)));
+        json detail = parse_body(c.Get(case_path(), bearer(anna)));
         httplib::Headers h = bearer(anna);
         h.emplace("If-Match", "\"" + std::to_string(detail["current_revision_id"].get<int64_t>()) + "\"");
         auto res = c.Post(case_path("/revisions"), h, bodies[t], "application/gzip");
         std::lock_guard<std::mutex> lock(mu);
         if (res && res->status == 201)
-          acknowledged[parse(res)["id"].get<int64_t>()] = t;
+          acknowledged[parse_body(res)["id"].get<int64_t>()] = t;
         else if (res && res->status == 409)
           ++conflicts;
         else
@@ -847,7 +798,7 @@ TEST_F(ServerTest, ConcurrentSaves_OneChainNoLostOrHalfWrittenRevision) {
   EXPECT_EQ(static_cast<int>(acknowledged.size()) + conflicts, clients * rounds);
   EXPECT_GE(acknowledged.size(), static_cast<std::size_t>(rounds));
   auto c = client();
-  json revs = parse(c.Get(case_path("/revisions"), bearer(anna)));
+  json revs = parse_body(c.Get(case_path("/revisions"), bearer(anna)));
   ASSERT_EQ(revs["items"].size(), acknowledged.size() + 1);  // + the AI revision
   // One chain: each revision's parent is the one before it.
   for (std::size_t i = 1; i < revs["items"].size(); ++i)
@@ -857,7 +808,7 @@ TEST_F(ServerTest, ConcurrentSaves_OneChainNoLostOrHalfWrittenRevision) {
     ASSERT_EQ(l->status, 200);
     fs::path p = tmp_ / "scratch" / ("back" + std::to_string(id) + ".nii.gz");
     std::ofstream(p, std::ios::binary) << l->body;
-    EXPECT_EQ(io::read_label(p).voxels(), block_label(t % 8, 8 + (t % 8)).voxels()) << "revision " << id;
+    EXPECT_EQ(io::read_label(p).voxels(), block_label(block_grid(), t % 8, 8 + (t % 8)).voxels()) << "revision " << id;
   }
 }
 
@@ -866,7 +817,7 @@ TEST_F(ServerTest, ConcurrentSaves_OneChainNoLostOrHalfWrittenRevision) {
 TEST_F(ServerTest, KilledDuringSaves_AcknowledgedRevisionsSurviveRestart) {
   start();
   auto anna = login("anna", kAnnotatorPassword);
-  std::string body = label_bytes(block_label(2, 8), tmp_ / "scratch", "k");
+  std::string body = label_bytes(block_label(block_grid(), 2, 8), tmp_ / "scratch", "k");
   std::mutex mu;
   std::vector<int64_t> acknowledged;
   std::atomic<bool> go{true};
@@ -881,7 +832,7 @@ TEST_F(ServerTest, KilledDuringSaves_AcknowledgedRevisionsSurviveRestart) {
         if (!res) break;
         if (res->status == 201) {
           std::lock_guard<std::mutex> lock(mu);
-          acknowledged.push_back(parse(res)["id"].get<int64_t>());
+          acknowledged.push_back(parse_body(res)["id"].get<int64_t>());
         }
       }
     });
@@ -899,7 +850,7 @@ TEST_F(ServerTest, KilledDuringSaves_AcknowledgedRevisionsSurviveRestart) {
   ASSERT_GE(acknowledged.size(), 1u);
   start();
   auto c = client();
-  json revs = parse(c.Get(case_path("/revisions"), bearer(anna)));
+  json revs = parse_body(c.Get(case_path("/revisions"), bearer(anna)));
   std::set<int64_t> stored;
   for (const auto& r : revs["items"]) stored.insert(r["id"].get<int64_t>());
   for (int64_t id : acknowledged) {
@@ -908,7 +859,7 @@ TEST_F(ServerTest, KilledDuringSaves_AcknowledgedRevisionsSurviveRestart) {
     ASSERT_EQ(l->status, 200);
     fs::path p = tmp_ / "scratch" / ("k" + std::to_string(id) + ".nii.gz");
     std::ofstream(p, std::ios::binary) << l->body;
-    EXPECT_EQ(io::read_label(p).count_nonzero(), block_label(2, 8).count_nonzero());
+    EXPECT_EQ(io::read_label(p).count_nonzero(), block_label(block_grid(), 2, 8).count_nonzero());
   }
   // Every stored revision (acknowledged or not) is complete.
   for (int64_t id : stored) {
@@ -916,18 +867,18 @@ TEST_F(ServerTest, KilledDuringSaves_AcknowledgedRevisionsSurviveRestart) {
     EXPECT_EQ(l->status, 200) << id;
   }
   auto admin = login("admin", kAdminPassword);
-  EXPECT_EQ(parse(c.Get("/api/audit/verify", bearer(admin)))["intact"], true);
+  EXPECT_EQ(parse_body(c.Get("/api/audit/verify", bearer(admin)))["intact"], true);
 }
 
 TEST_F(ServerTest, UncertaintyMap_DownloadedAsRecordedByThePrediction) {
   start();
   auto anna = login("anna", kAnnotatorPassword);
   auto c = client();
-  json detail = parse(c.Get(case_path(), bearer(anna)));
+  json detail = parse_body(c.Get(case_path(), bearer(anna)));
   EXPECT_EQ(detail["has_uncertainty"], true);
   EXPECT_DOUBLE_EQ(detail["uncertainty"].get<double>(), 0.25);
   EXPECT_DOUBLE_EQ(detail["al_rank"].get<double>(), 1.0);
-  json revs = parse(c.Get(case_path("/revisions"), bearer(anna)));
+  json revs = parse_body(c.Get(case_path("/revisions"), bearer(anna)));
   ASSERT_EQ(revs["items"].size(), 1u);
   EXPECT_EQ(revs["items"][0]["kind"], "ai");
   EXPECT_EQ(revs["items"][0]["model"]["name"], "test-model");
@@ -937,7 +888,7 @@ TEST_F(ServerTest, UncertaintyMap_DownloadedAsRecordedByThePrediction) {
   fs::path p = tmp_ / "scratch" / "u.nii.gz";
   std::ofstream(p, std::ios::binary) << r->body;
   Volume u = io::read_image(p);
-  EXPECT_TRUE(u.geometry().same_grid(test_grid()));
+  EXPECT_TRUE(u.geometry().same_grid(block_grid()));
   double sum = 0;
   for (int64_t n = 0; n < u.voxel_count(); ++n) sum += u.value(n);
   EXPECT_DOUBLE_EQ(sum, 16 * 0.5);
@@ -955,7 +906,7 @@ TEST_F(ServerTest, SessionTtl_TokenRefusedAfterItsLifetime) {
       c.Post("/api/auth/login", json{{"username", "admin"}, {"password", kAdminPassword}}.dump(), "application/json");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
-  const std::string token = parse(r)["token"];
+  const std::string token = parse_body(r)["token"];
   bool max_age = false;
   for (const auto& [k, v] : r->headers)
     if (k == "Set-Cookie" && v.rfind("tl_session=", 0) == 0) max_age = v.find("Max-Age=2") != std::string::npos;
