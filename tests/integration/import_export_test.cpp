@@ -20,8 +20,8 @@
 #include <sstream>
 #include <thread>
 
-#include "cli_run.h"
 #include "api_test_support.h"
+#include "cli_run.h"
 #include "server_process.h"
 #include "test_support.h"
 #include "tumorlab/app/exporter.h"
@@ -34,15 +34,10 @@
 
 using namespace tumorlab;
 using nlohmann::json;
-using tumorlab::testing::TempDir;
+using namespace tumorlab::testing;  // TempDir, ServeProcess, api_test_support.h
 namespace fs = std::filesystem;
 
 namespace {
-
-using tumorlab::testing::kAdminPassword;
-using tumorlab::testing::login_bearer;
-using tumorlab::testing::parse_body;
-using tumorlab::testing::slurp_file;
 
 const char* kPatientName = "Doe^Janeimport";
 const char* kPatientId = "SECRET4711";
@@ -342,7 +337,6 @@ class Server : public tumorlab::testing::ServeProcess {
     return extra;
   }
 };
-
 
 }  // namespace
 

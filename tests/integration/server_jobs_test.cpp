@@ -27,17 +27,10 @@
 
 using namespace tumorlab;
 using nlohmann::json;
-using tumorlab::testing::TempDir;
-using tumorlab::testing::tiny_plans;
+using namespace tumorlab::testing;  // TempDir, ServeProcess, api_test_support.h
 namespace fs = std::filesystem;
 
 namespace {
-
-using tumorlab::testing::kAdminPassword;
-using tumorlab::testing::kAnnotatorPassword;
-using tumorlab::testing::login_bearer;
-using tumorlab::testing::parse_body;
-using tumorlab::testing::slurp_file;
 
 Geometry grid() {
   Geometry g;

@@ -37,20 +37,10 @@
 
 using namespace tumorlab;
 using nlohmann::json;
-using tumorlab::testing::TempDir;
+using namespace tumorlab::testing;  // TempDir, ServeProcess, api_test_support.h
 namespace fs = std::filesystem;
 
 namespace {
-
-using tumorlab::testing::block_grid;
-using tumorlab::testing::block_image;
-using tumorlab::testing::block_label;
-using tumorlab::testing::expect_error;
-using tumorlab::testing::kAdminPassword;
-using tumorlab::testing::kAnnotatorPassword;
-using tumorlab::testing::kReviewerPassword;
-using tumorlab::testing::parse_body;
-using tumorlab::testing::slurp_file;
 
 struct Seeded {
   store::Id case_a = 0, case_b = 0, case_c = 0, ai_revision_id = 0, annotator_id = 0, reviewer_id = 0;

@@ -26,21 +26,10 @@
 
 using namespace tumorlab;
 using nlohmann::json;
-using tumorlab::testing::TempDir;
+using namespace tumorlab::testing;  // TempDir, ServeProcess, api_test_support.h
 namespace fs = std::filesystem;
 
 namespace {
-
-using tumorlab::testing::block_grid;
-using tumorlab::testing::block_image;
-using tumorlab::testing::block_label;
-using tumorlab::testing::expect_error;
-using tumorlab::testing::kAdminPassword;
-using tumorlab::testing::kAnnotatorPassword;
-using tumorlab::testing::kReviewerPassword;
-using tumorlab::testing::parse_body;
-using tumorlab::testing::slurp_file;
-
 
 std::string label_bytes(const LabelMap& l, const fs::path& dir, const std::string& name) {
   fs::path p = dir / (name + ".nii.gz");
