@@ -1,15 +1,11 @@
 #include "tumorlab/app/cases.h"
 
-#include <unistd.h>
-
-#include <atomic>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "tumorlab/app/json_util.h"
+#include "tumorlab/app/scratch.h"
 #include "tumorlab/core/error.h"
 #include "tumorlab/edit/tools.h"
 #include "tumorlab/imaging/metrics.h"
@@ -129,59 +125,26 @@ store::CaseSort parse_sort(const std::string& s) {
               "sort: expected id, name, updated, uncertainty, rank or status, got '" + s.substr(0, 40) + "'");
 }
 
-// A unique scratch file path in the lab's tmp folder.
-fs::path scratch_file(Lab& lab, const std::string& ext) {
-  static std::atomic<std::uint64_t> counter{0};
-  return lab.scratch_dir() / ("req-" + std::to_string(::getpid()) + "-" + std::to_string(++counter) + ext);
-}
-
-struct ScratchFile {
-  fs::path path;
-  ~ScratchFile() {
-    std::error_code ec;
-    fs::remove(path, ec);
-  }
-};
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw Error(ErrorCode::IoFailure, "cannot read " + p.filename().string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_file(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (!out) throw Error(ErrorCode::IoFailure, "cannot write scratch file " + p.filename().string());
-}
-
 // Parses uploaded label bytes (.nii.gz or .nii) on `grid`; errors name `field`.
 LabelMap parse_label_bytes(Lab& lab, const std::string& bytes, const Geometry& grid, const std::string& field) {
   if (bytes.empty())
     throw Error(ErrorCode::BadArgument, field + ": empty upload (expected .nii.gz bytes of a label map)");
   const bool gz =
       bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0x1f && static_cast<unsigned char>(bytes[1]) == 0x8b;
-  ScratchFile tmp{scratch_file(lab, gz ? ".nii.gz" : ".nii")};
-  write_file(tmp.path, bytes);
+  ScratchFile tmp(lab, "req", gz ? ".nii.gz" : ".nii");
+  write_file(tmp.path(), bytes);
   try {
-    return io::read_label(tmp.path, &grid);
+    return io::read_label(tmp.path(), &grid);
   } catch (const Error& e) {
     // The scratch name means nothing to the client: name the field instead.
-    std::string msg = e.what();
-    std::string name = tmp.path.string();
-    for (std::size_t pos; (pos = msg.find(name)) != std::string::npos;) msg.replace(pos, name.size(), field);
-    name = tmp.path.filename().string();
-    for (std::size_t pos; (pos = msg.find(name)) != std::string::npos;) msg.replace(pos, name.size(), field);
-    throw Error(e.code(), msg);
+    throw Error(e.code(), rename_in_message(e.what(), tmp.path(), field));
   }
 }
 
 std::string encode_label(Lab& lab, const LabelMap& label) {
-  ScratchFile tmp{scratch_file(lab, ".nii.gz")};
-  io::write_label(label, tmp.path);
-  return read_file(tmp.path);
+  ScratchFile tmp(lab, "req", ".nii.gz");
+  io::write_label(label, tmp.path());
+  return read_file(tmp.path());
 }
 
 store::LabelRevision revision_of_case(store::ReadTxn& t, Id case_id, Id revision_id) {

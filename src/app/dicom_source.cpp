@@ -7,10 +7,9 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "tumorlab/app/scratch.h"
 #include "tumorlab/core/error.h"
 
 namespace tumorlab::app {
@@ -84,12 +83,9 @@ std::optional<io::DicomSourceRef> load_dicom_source(Lab& lab, const std::string&
   const fs::path file = source_file(lab, image_sha256);
   std::error_code ec;
   if (!fs::exists(file, ec)) return std::nullopt;
-  std::ifstream in(file, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (!in) throw Error(ErrorCode::IoFailure, "DICOM source: cannot read dicom/" + file.filename().string());
+  const std::string text = read_file(file);
   try {
-    const json j = json::parse(ss.str());
+    const json j = json::parse(text);
     io::DicomSourceRef s;
     s.patient_id = j.at("patient_id").get<std::string>();
     s.patient_name = j.at("patient_name").get<std::string>();

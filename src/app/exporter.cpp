@@ -1,15 +1,12 @@
 #include "tumorlab/app/exporter.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
 #include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "tumorlab/app/json_util.h"
+#include "tumorlab/app/scratch.h"
 #include "tumorlab/core/error.h"
 #include "tumorlab/io/archive.h"
 #include "tumorlab/io/image_io.h"
@@ -21,20 +18,6 @@ using nlohmann::json;
 using store::Id;
 
 namespace {
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw Error(ErrorCode::IoFailure, "cannot read " + p.filename().string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-fs::path scratch_path(Lab& lab, const std::string& what) {
-  static std::atomic<std::uint64_t> counter{0};
-  return lab.scratch_dir() / (what + "-" + std::to_string(::getpid()) + "-" + std::to_string(++counter) + "-" +
-                              store::random_token().substr(0, 8));
-}
 
 std::string export_case_id(const std::string& name) {
   std::string out;
@@ -88,11 +71,9 @@ LabelExport export_label(Lab& lab, const Actor& actor, std::int64_t case_id, std
                                                    "x" + std::to_string(image.size[2]) +
                                                    "); PNG holds 2D labels only, use format=nifti");
     const LabelMap label = io::read_label(rev.path);
-    const fs::path tmp = scratch_path(lab, "label") += ".png";
-    io::write_label(label, tmp);
-    out.bytes = read_file(tmp);
-    std::error_code ec;
-    fs::remove(tmp, ec);
+    const ScratchFile tmp(lab, "label", ".png");
+    io::write_label(label, tmp.path());
+    out.bytes = read_file(tmp.path());
     out.filename = stem + ".png";
     out.content_type = "image/png";
   }
@@ -224,15 +205,8 @@ json create_export(Lab& lab, const Actor& actor, const json& body) {
   NnunetExportRequest req;
   req.dataset_name = json_opt_string(body, "name").value_or(req.dataset_name);
   req.include_demo = json_opt_bool(body, "include_demo").value_or(false);
-  const fs::path work = scratch_path(lab, "export");
-  struct Cleanup {
-    fs::path p;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(p, ec);
-    }
-  } cleanup{work};
-  req.output = work / req.dataset_name;
+  const ScratchDir work(lab, "export");
+  req.output = work.path() / req.dataset_name;
   json result = export_nnunet(lab, actor, req);
   const std::string id = store::sha256_hex(store::random_token()).substr(0, 32);
   const fs::path dir = lab.data_dir() / "exports";

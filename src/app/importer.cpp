@@ -5,18 +5,17 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
 
 #include "tumorlab/app/cases.h"
 #include "tumorlab/app/demo_data.h"
 #include "tumorlab/app/dicom_source.h"
+#include "tumorlab/app/scratch.h"
 #include "tumorlab/core/error.h"
 #include "tumorlab/core/log.h"
 #include "tumorlab/io/archive.h"
@@ -51,51 +50,6 @@ std::string image_ending(const std::string& name) {
 bool has_ending(const std::string& name, const std::string& ext) {
   const std::string n = lower(name);
   return n.size() >= ext.size() && n.compare(n.size() - ext.size(), ext.size(), ext) == 0;
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw Error(ErrorCode::IoFailure, "cannot read " + p.filename().string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_file(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  out.close();
-  if (!out) throw Error(ErrorCode::IoFailure, "cannot write scratch file " + p.filename().string());
-}
-
-// A private scratch folder in the lab's tmp/, removed with everything in it.
-struct ScratchDir {
-  fs::path path;
-  explicit ScratchDir(Lab& lab, const std::string& what) {
-    static std::atomic<std::uint64_t> counter{0};
-    path = lab.scratch_dir() / (what + "-" + std::to_string(::getpid()) + "-" + std::to_string(++counter) + "-" +
-                                store::random_token().substr(0, 8));
-    std::error_code ec;
-    fs::create_directories(path, ec);
-    if (ec) throw Error(ErrorCode::IoFailure, "cannot create scratch folder " + path.string() + ": " + ec.message());
-    fs::permissions(path, fs::perms::owner_all, fs::perm_options::replace, ec);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-};
-
-// Messages of io errors name scratch paths; the caller knows the file by its display name.
-std::string rename_in_message(std::string msg, const fs::path& path, const std::string& display) {
-  for (const std::string& name : {path.string(), path.filename().string()}) {
-    if (name.empty()) continue;
-    for (std::size_t pos = 0; (pos = msg.find(name, pos)) != std::string::npos; pos += display.size())
-      msg.replace(pos, name.size(), display);
-  }
-  return msg;
 }
 
 // The site key of the de-identification: DIR/deid.key (64 hex digits), created once.
@@ -210,7 +164,7 @@ class Importer {
     std::vector<std::pair<fs::path, std::string>> datasets, images, dicom;
   };
 
-  fs::path scratch_file(const std::string& ext) { return scratch_.path / ("f" + std::to_string(++counter_) + ext); }
+  fs::path scratch_file(const std::string& ext) { return scratch_.path() / ("f" + std::to_string(++counter_) + ext); }
 
   void collect(const fs::path& p, const std::string& display, bool given, Found& found) {
     std::error_code ec;
@@ -243,7 +197,7 @@ class Importer {
     }
     const std::string name = p.filename().string();
     if (has_ending(name, ".zip") || io::is_zip_file(p)) {
-      const fs::path dest = scratch_.path / ("zip" + std::to_string(++counter_));
+      const fs::path dest = scratch_.path() / ("zip" + std::to_string(++counter_));
       try {
         // A zip in a zip is opened, no deeper (a zip that contains itself would never end), and
         // everything extracted by one import shares one byte budget (zip bombs).
@@ -373,7 +327,7 @@ class Importer {
 
   void import_dicom(const std::vector<std::pair<fs::path, std::string>>& files, const std::string& display) {
     const io::DeidKey key = deid_key(lab_);
-    const fs::path dir = scratch_.path / ("deid" + std::to_string(++counter_));
+    const fs::path dir = scratch_.path() / ("deid" + std::to_string(++counter_));
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) throw Error(ErrorCode::IoFailure, "cannot create a scratch folder: " + ec.message());
@@ -717,7 +671,7 @@ json import_uploads(Lab& lab, const Actor& actor, const std::vector<UploadPart>&
   require_parts(parts);
   ScratchDir dir(lab, "upload");
   Collector early;
-  const std::vector<ImportInput> inputs = write_upload_parts(dir.path, parts, early, false);
+  const std::vector<ImportInput> inputs = write_upload_parts(dir.path(), parts, early, false);
   ImportOptions o = options;
   if (o.origin == "cli") o.origin = "upload";
   return upload_outcome(import_scans(lab, actor, inputs, o), early.errors, early.thrown,
@@ -833,7 +787,7 @@ void sweep_incoming(Lab& lab) {
 json seed_demo_cases(Lab& lab) {
   ScratchDir dir(lab, "demo");
   DemoDataRequest req;
-  req.output = dir.path;
+  req.output = dir.path();
   const DemoDataResult written = write_demo_data(req);
   std::vector<ImportInput> inputs;
   for (const auto& d : written.datasets) inputs.push_back(ImportInput{d, d.filename().string()});

@@ -19,6 +19,7 @@
 #include "tumorlab/app/training.h"
 #include "tumorlab/core/error.h"
 #include "tumorlab/core/log.h"
+#include "tumorlab/core/modality.h"
 #include "tumorlab/io/image_io.h"
 #include "tumorlab/model/bundle.h"
 #include "tumorlab/model/plans.h"
@@ -34,15 +35,6 @@ using store::Id;
 namespace {
 
 // ---- small helpers ---------------------------------------------------------------------------
-
-// "PET" and "PT" are one modality, as are "MRI" and "MR"; case is ignored (as model/preprocess).
-std::string canonical_modality(const std::string& modality) {
-  std::string m;
-  for (char ch : modality) m.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
-  if (m == "PET") return "PT";
-  if (m == "MRI") return "MR";
-  return m;
-}
 
 // Letters and digits only, lower case: "T1 post-contrast" == "t1_postcontrast".
 std::string channel_key(const std::string& name) {

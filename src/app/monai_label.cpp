@@ -1,21 +1,17 @@
 #include "tumorlab/app/monai_label.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <random>
 #include <set>
-#include <sstream>
 
 #include "tumorlab/app/dicom_source.h"
 #include "tumorlab/app/importer.h"
 #include "tumorlab/app/jobs.h"
+#include "tumorlab/app/scratch.h"
 #include "tumorlab/core/error.h"
 #include "tumorlab/io/dicom.h"
 #include "tumorlab/io/image_io.h"
@@ -179,19 +175,6 @@ std::vector<store::Job> train_jobs(store::ReadTxn& t, std::optional<store::JobSt
 std::string job_model(const store::Job& j) {
   return parse_object(j.params_json).value("model", "");
 }
-
-// A unique scratch file in the lab's tmp folder, removed when it goes out of scope.
-struct ScratchFile {
-  fs::path path;
-  explicit ScratchFile(Lab& lab, const char* ext = kNiftiExt) {
-    static std::atomic<std::uint64_t> counter{0};
-    path = lab.scratch_dir() / ("monai-" + std::to_string(::getpid()) + "-" + std::to_string(++counter) + ext);
-  }
-  ~ScratchFile() {
-    std::error_code ec;
-    fs::remove(path, ec);
-  }
-};
 
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -448,14 +431,6 @@ Inferred run_infer(Lab& lab, const Actor& actor, const std::string& model, Id ca
   return out;
 }
 
-std::string read_all(const fs::path& p, const std::string& what) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (!in && !in.eof()) throw Error(ErrorCode::IoFailure, "cannot read back the " + what);
-  return ss.str();
-}
-
 // The segments of a DICOM SEG: the model's label names, renamed by MONAI's params.label_info
 // ([{"name", "idx" | "id" | "value"}]) where given; label values present in the map without a
 // name become "label <n>".
@@ -495,9 +470,9 @@ InferResult infer(Lab& lab, const Actor& actor, const std::string& model, const 
   Inferred r = run_infer(lab, actor, model, case_id, "image");
   InferResult out;
   {
-    ScratchFile tmp(lab);
-    io::write_label(r.pred.label, tmp.path);
-    out.label_bytes = read_all(tmp.path, "inferred label");
+    const ScratchFile tmp(lab, "monai", kNiftiExt);
+    io::write_label(r.pred.label, tmp.path());
+    out.label_bytes = read_file(tmp.path());
   }
   out.filename = "case-" + std::to_string(case_id) + "-" + r.pred.model_name + kNiftiExt;
   out.params = std::move(r.params);
@@ -534,10 +509,10 @@ InferResult infer_dicom_seg(Lab& lab, const Actor& actor, const std::string& mod
   o.software_version = software_version;
   InferResult out;
   {
-    ScratchFile tmp(lab, ".dcm");
+    const ScratchFile tmp(lab, "monai", ".dcm");
     io::write_dicom_seg(r.pred.label, *source, seg_segments(r.pred.label, r.params["label_names"], params), o,
-                        tmp.path);
-    out.label_bytes = read_all(tmp.path, "DICOM SEG");
+                        tmp.path());
+    out.label_bytes = read_file(tmp.path());
   }
   out.filename = "case-" + std::to_string(case_id) + "-" + r.pred.model_name + "-seg.dcm";
   out.params = std::move(r.params);

@@ -58,6 +58,7 @@
 #include <set>
 
 #include "tumorlab/core/error.h"
+#include "tumorlab/core/modality.h"
 #include "tumorlab/imaging/statistics.h"
 
 namespace tumorlab::model {
@@ -83,14 +84,6 @@ bool has_word(const std::vector<std::string>& words, std::initializer_list<const
     for (const char* a : any)
       if (w == a) return true;
   return false;
-}
-
-std::string canonical(const std::string& modality) {
-  std::string m;
-  for (char ch : modality) m.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
-  if (m == "PET") return "PT";
-  if (m == "MRI") return "MR";
-  return m;
 }
 
 double round_sig(double x, int digits = 6) {
@@ -153,7 +146,7 @@ ChannelRule channel_rule(const ChannelFingerprint& c, bool is_2d_data, const std
   r.plan.name = c.name;
   r.modality = modality_from_channel_name(c.name);
   const auto words = words_of(c.name);
-  const std::string modality = r.modality.empty() ? canonical(fallback_modality) : r.modality;
+  const std::string modality = r.modality.empty() ? canonical_modality(fallback_modality) : r.modality;
   auto& n = r.plan.normalization;
   if (modality == "CT") {
     const IntensityStats& s = c.foreground.count > 0 ? c.foreground : c.all;
@@ -326,11 +319,11 @@ Plans plan_from_fingerprint(const DatasetFingerprint& f, const PlanOptions& opti
     p.channels.push_back(r.plan);
   }
   if (!options.modality.empty())
-    p.modality = canonical(options.modality);
+    p.modality = canonical_modality(options.modality);
   else if (modalities.size() == 1 && !unknown)
     p.modality = *modalities.begin();
   else if (modalities.empty())
-    p.modality = canonical(f.modality);
+    p.modality = canonical_modality(f.modality);
   else
     p.modality = "";
 

@@ -1,25 +1,16 @@
 #include "tumorlab/model/preprocess.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <limits>
 
 #include "tumorlab/core/error.h"
+#include "tumorlab/core/modality.h"
 #include "tumorlab/imaging/normalize.h"
 #include "tumorlab/imaging/resample.h"
 
 namespace tumorlab::model {
 namespace {
-
-// "PET" and "PT" are one modality, as are "MRI" and "MR"; case is ignored.
-std::string canonical_modality(const std::string& modality) {
-  std::string m;
-  for (char ch : modality) m.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
-  if (m == "PET") return "PT";
-  if (m == "MRI") return "MR";
-  return m;
-}
 
 // Spacings within this relative tolerance of the target are kept as they are (no resampling for
 // rounding noise in a header).

@@ -1,13 +1,15 @@
 #pragma once
 // What the HTTP integration tests share (server_test, server_monai_test, server_jobs_test,
 // import_export_test): the seeded users' passwords, our JSON bodies read back, our error body
-// checked, a bearer login, and the small 16 x 12 x 6 "block" MR image that the server and MONAI
+// checked, a bearer login, the scratch files left in a data folder, and the small 16 x 12 x 6 "block" MR image that the server and MONAI
 // tests seed into their data folders. Header-only.
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "tumorlab/core/volume.h"
 
@@ -16,6 +18,16 @@ namespace tumorlab::testing {
 inline constexpr const char* kAdminPassword = "admin-password-123";
 inline constexpr const char* kReviewerPassword = "reviewer-password-1";
 inline constexpr const char* kAnnotatorPassword = "annotator-password-1";
+
+// What is left in a data folder's scratch folder (DIR/tmp), by name: requests and jobs remove
+// their scratch files and folders, so this is empty whenever none is running.
+inline std::vector<std::string> scratch_entries(const std::filesystem::path& data_dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(data_dir / "tmp", ec))
+    names.push_back(e.path().filename().string());
+  return names;
+}
 
 // The body as JSON; null when there is no answer or the body is not JSON.
 inline nlohmann::json parse_body(const httplib::Result& r) {

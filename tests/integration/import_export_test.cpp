@@ -313,6 +313,7 @@ TEST(ImportExport, NnunetDataset_GroundTruth_ExportRoundTrip) {
   EXPECT_EQ(lab->store().read([&](store::ReadTxn& t) { return t.list_audit(q); }).size(), 1u);
   // The output must be new.
   EXPECT_THROW(app::export_nnunet(*lab, admin_actor(), req), Error);
+  EXPECT_EQ(scratch_entries(tmp / "data"), std::vector<std::string>{}) << "the import's scratch folder is removed";
 }
 
 // ---- The real server ------------------------------------------------------------------------
@@ -461,6 +462,9 @@ TEST(UploadServer, MultipartRawDuplicateBadFile_AndLabelFormats) {
   EXPECT_EQ(bytes.find(kPatientId), std::string::npos);
   EXPECT_EQ(bytes.find("Janeimport"), std::string::npos);
   EXPECT_EQ(c.Get("/api/exports/not-an-id", admin)->status, 404);
+  // The uploads, label saves, PNG download and export above each worked in scratch files or
+  // folders of DIR/tmp; none is left behind.
+  EXPECT_EQ(scratch_entries(tmp / "data"), std::vector<std::string>{});
 }
 
 TEST(UploadServer, EmptyDataFolder_SeededWithDemoCasesOnce) {

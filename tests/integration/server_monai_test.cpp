@@ -697,6 +697,8 @@ TEST_F(MonaiDicomTest, InferDicomSeg_OnDicomUpload_SegReferencesDeidentifiedSeri
   json audit = parse_body(c.Get("/api/audit?action=monai.infer&case_id=" + std::to_string(seeded_.case_a), admin));
   ASSERT_FALSE(audit["items"].empty());
   EXPECT_EQ(audit["items"][0]["outcome"], "failed");
+  // The upload's scratch folder and the two answers' scratch files are gone.
+  EXPECT_EQ(scratch_entries(data_), std::vector<std::string>{});
 }
 
 // The same on a real MR series (../shared/data/dicom/mr-brain-20slice, skipped when absent): the
