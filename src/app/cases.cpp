@@ -78,12 +78,8 @@ json revision_json(const store::LabelRevision& r, const std::map<Id, std::string
 }
 
 json job_json(const store::Job& j) {
-  json params = json::object(), result = json::object();
-  try {
-    params = json::parse(j.params_json);
-    result = json::parse(j.result_json);
-  } catch (const json::exception&) {
-  }
+  const json params = stored_object(j.params_json);
+  const json result = stored_object(j.result_json);
   return json{{"id", j.id},
               {"type", std::string(store::to_string(j.type))},
               {"state", std::string(store::to_string(j.state))},
@@ -532,11 +528,7 @@ json list_models(Lab& lab, const Actor& actor) {
   auto models = lab.store().read([](store::ReadTxn& t) { return t.list_models(); });
   json items = json::array();
   for (const auto& m : models) {
-    json meta = json::object();
-    try {
-      meta = json::parse(m.metadata_json);
-    } catch (const json::exception&) {
-    }
+    const json meta = stored_object(m.metadata_json);
     items.push_back({{"id", m.id},
                      {"name", m.name},
                      {"version", m.version},
@@ -572,11 +564,7 @@ json query_audit(Lab& lab, const Actor& actor, const AuditFilter& filter) {
   auto rows = lab.store().read([&](store::ReadTxn& t) { return t.list_audit(q); });
   json items = json::array();
   for (const auto& r : rows) {
-    json detail = json::object();
-    try {
-      detail = json::parse(r.detail_json);
-    } catch (const json::exception&) {
-    }
+    const json detail = stored_object(r.detail_json);
     items.push_back({{"seq", r.seq},
                      {"time_ms", r.time_ms},
                      {"user_id", opt(r.user_id)},

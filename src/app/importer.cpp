@@ -15,6 +15,7 @@
 #include "tumorlab/app/cases.h"
 #include "tumorlab/app/demo_data.h"
 #include "tumorlab/app/dicom_source.h"
+#include "tumorlab/app/json_util.h"
 #include "tumorlab/app/scratch.h"
 #include "tumorlab/core/error.h"
 #include "tumorlab/core/log.h"
@@ -769,8 +770,8 @@ void sweep_incoming(Lab& lab) {
       f.type = store::JobType::Import;
       f.limit = 100000;
       for (const auto& j : t.list_jobs(f)) {
-        const json p = json::parse(j.params_json, nullptr, false);
-        if (p.is_object()) live.insert(p.value("folder", std::string()));
+        const json p = stored_object(j.params_json);
+        if (p.contains("folder")) live.insert(p.value("folder", std::string()));
       }
     }
     return 0;

@@ -15,6 +15,7 @@
 
 #include "tumorlab/app/exporter.h"
 #include "tumorlab/app/importer.h"
+#include "tumorlab/app/json_util.h"
 #include "tumorlab/app/prediction.h"
 #include "tumorlab/app/training.h"
 #include "tumorlab/core/error.h"
@@ -85,15 +86,6 @@ ModelFit model_fit(const store::Image& image, const json& model_metadata) {
   // An image without a modality is matched on its channel names only.
   if (exact) return ModelFit::Exact;
   return generic && !modality.empty() ? ModelFit::Generic : ModelFit::None;
-}
-
-json parse_object(const std::string& text) {
-  try {
-    json j = json::parse(text);
-    if (j.is_object()) return j;
-  } catch (const json::exception&) {
-  }
-  return json::object();
 }
 
 store::AuditEntry system_audit(std::string action, std::optional<Id> case_id, json detail, std::string outcome = "ok") {
@@ -278,7 +270,7 @@ std::optional<ModelChoice> choose_model(Lab& lab, std::int64_t case_id, const st
   std::optional<store::Model> generic_match;
   for (const auto& m : models) {
     if (!m.active) continue;
-    const ModelFit fit = model_fit(image, parse_object(m.metadata_json));
+    const ModelFit fit = model_fit(image, stored_object(m.metadata_json));
     if (fit == ModelFit::Exact) return to_choice(m);
     if (fit == ModelFit::Generic && !generic_match) generic_match = m;
   }
@@ -361,7 +353,7 @@ json request_presegment(Lab& lab, const Actor& actor, std::int64_t case_id, cons
     f.limit = 20;
     for (const auto& j : t.list_jobs(f))
       if ((j.state == store::JobState::Queued || j.state == store::JobState::Running) && !j.cancel_requested &&
-          parse_object(j.params_json).value("model", "") == model)
+          stored_object(j.params_json).value("model", "") == model)
         return j.id;
     return enqueue_audited(t, actor, store::JobType::Presegment, store::JobPriority::Interactive, params, case_id);
   });
@@ -541,7 +533,7 @@ json presegment_one(const JobContext& ctx, Id case_id, const std::string& model,
 
 json run_presegment(const JobContext& ctx) {
   if (!ctx.job.case_id) throw Error(ErrorCode::BadArgument, "presegment job without a case");
-  const json params = parse_object(ctx.job.params_json);
+  const json params = stored_object(ctx.job.params_json);
   ctx.progress(0.01, "choosing the model");
   json r = presegment_one(ctx, *ctx.job.case_id, params.value("model", ""), 0.0, 1.0, "");
   r.erase("case_id");
@@ -549,7 +541,7 @@ json run_presegment(const JobContext& ctx) {
 }
 
 json run_predict_batch(const JobContext& ctx) {
-  const json params = parse_object(ctx.job.params_json);
+  const json params = stored_object(ctx.job.params_json);
   if (!params.contains("case_ids") || !params["case_ids"].is_array())
     throw Error(ErrorCode::BadArgument, "predict_batch job: params.case_ids missing (expected a list of case ids)");
   const std::string model = params.value("model", "");
@@ -623,7 +615,7 @@ json training_curve(const fs::path& run) {
 // active one), "params": {"epochs" (default 10), "iterations" (default: plans), "time_budget"
 // ("20m" default)}}.
 json run_train(const JobContext& ctx) {
-  const json params = parse_object(ctx.job.params_json);
+  const json params = stored_object(ctx.job.params_json);
   const std::string name = params.value("model", "");
   if (name.empty()) throw Error(ErrorCode::BadArgument, "train job: params.model missing (the model to fine-tune)");
   const json tp = params.contains("params") && params["params"].is_object() ? params["params"] : json::object();
@@ -650,7 +642,7 @@ json run_train(const JobContext& ctx) {
     er.dataset_name = "Dataset999_finetune";
     // The validated cases this model reads, as pre-segmentation chooses them (a NIfTI upload's
     // "channel0" fits a one-channel model of its modality), under the model's channel names.
-    const json model_md = parse_object(base->metadata_json);
+    const json model_md = stored_object(base->metadata_json);
     er.accept = [&](const store::Image& image) -> std::optional<std::string> {
       if (model_fit(image, model_md) != ModelFit::None) return std::nullopt;
       return "does not fit " + name + " (modality " + (image.modality.empty() ? "unknown" : image.modality) +
@@ -814,14 +806,14 @@ void run_job(Lab& lab, std::int64_t job_id, const JobRunnerOptions& options, con
         result = run_train(ctx);
         break;
       case store::JobType::Import: {
-        const json params = parse_object(ctx.job.params_json);
+        const json params = stored_object(ctx.job.params_json);
         ctx.progress(0.02, "importing " + std::to_string(params.value("files", json::array()).size()) + " file(s)");
         result = run_import_job(lab, owner_actor(ctx), params);
         break;
       }
       case store::JobType::Export:
         ctx.progress(0.02, "exporting the validated cases");
-        result = create_export(lab, owner_actor(ctx), parse_object(ctx.job.params_json));
+        result = create_export(lab, owner_actor(ctx), stored_object(ctx.job.params_json));
         break;
       default:
         throw Error(ErrorCode::BadArgument,

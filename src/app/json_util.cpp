@@ -1,6 +1,7 @@
 #include "tumorlab/app/json_util.h"
 
-#include <array>
+#include <sodium.h>
+
 #include <cmath>
 
 #include "tumorlab/core/error.h"
@@ -91,63 +92,36 @@ std::int64_t json_int_in(const json& body, const std::string& key, std::int64_t 
   return *v;
 }
 
+json stored_object(const std::string& text) {
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() ? j : json::object();
+}
+
 std::string base64_decode(const std::string& text, const std::string& field_name) {
-  static const auto table = [] {
-    std::array<int, 256> t{};
-    t.fill(-1);
-    const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(a[i])] = i;
-    t['-'] = 62;  // URL-safe alphabet too
-    t['_'] = 63;
-    return t;
-  }();
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  std::size_t i = 0;
-  for (; i < text.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c == '=') break;
-    if (c == '\n' || c == '\r') continue;
-    int v = table[c];
-    if (v < 0)
-      throw Error(ErrorCode::BadArgument,
-                  "field '" + field_name + "': not base64 (bad character at " + std::to_string(i) + ")");
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
-    }
+  // libsodium decodes one alphabet without padding: drop the padding, pick the alphabet.
+  std::size_t end = text.size();
+  while (end > 0 && (text[end - 1] == '=' || text[end - 1] == '\n' || text[end - 1] == '\r')) --end;
+  const bool url_safe = text.find_first_of("-_") != std::string::npos;
+  const int variant = url_safe ? sodium_base64_VARIANT_URLSAFE_NO_PADDING : sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
+  std::string out(end / 4 * 3 + 3, '\0');
+  std::size_t out_len = 0;
+  const char* stop = nullptr;
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(), end, "\r\n", &out_len,
+                        &stop, variant) != 0 ||
+      (stop && stop != text.data() + end)) {
+    const std::size_t at = stop ? static_cast<std::size_t>(stop - text.data()) : 0;
+    throw Error(ErrorCode::BadArgument, "field '" + field_name + "': not base64 (bad character or length at " +
+                                            std::to_string(at) + " of " + std::to_string(text.size()) + ")");
   }
-  for (; i < text.size(); ++i)
-    if (text[i] != '=')
-      throw Error(ErrorCode::BadArgument, "field '" + field_name + "': not base64 (data after padding)");
+  out.resize(out_len);
   return out;
 }
 
 std::string base64_encode(const std::string& bytes) {
-  const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    std::uint32_t n = (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8) |
-                      static_cast<unsigned char>(bytes[i + 2]);
-    out += a[(n >> 18) & 63];
-    out += a[(n >> 12) & 63];
-    out += a[(n >> 6) & 63];
-    out += a[n & 63];
-  }
-  if (i < bytes.size()) {
-    std::uint32_t n = static_cast<unsigned char>(bytes[i]) << 16;
-    if (i + 1 < bytes.size()) n |= static_cast<unsigned char>(bytes[i + 1]) << 8;
-    out += a[(n >> 18) & 63];
-    out += a[(n >> 12) & 63];
-    out += i + 1 < bytes.size() ? a[(n >> 6) & 63] : '=';
-    out += '=';
-  }
+  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
+                    sodium_base64_VARIANT_ORIGINAL);
+  out.resize(out.size() - 1);  // the terminating NUL
   return out;
 }
 

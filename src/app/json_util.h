@@ -20,6 +20,10 @@ std::optional<double> json_opt_double(const nlohmann::json& body, const std::str
 std::int64_t json_int_in(const nlohmann::json& body, const std::string& key, std::int64_t lo, std::int64_t hi,
                          std::optional<std::int64_t> fallback = std::nullopt);
 
+// A JSON object kept as text in the store (job params and results, model metadata, audit
+// details); {} when the text is empty, not JSON or not an object (never throws).
+nlohmann::json stored_object(const std::string& text);
+
 // Standard base64 (RFC 4648, padding optional). Error(BadArgument) naming `field` on bad input.
 std::string base64_decode(const std::string& text, const std::string& field);
 std::string base64_encode(const std::string& bytes);

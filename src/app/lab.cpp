@@ -60,6 +60,14 @@ std::int64_t Lab::session_ttl_ms() const {
   return impl_->session_ttl_ms;
 }
 
+std::unique_ptr<Lab> Lab::open_beside_server(const fs::path& data_dir) {
+  LabOptions lo;
+  lo.data_dir = data_dir;
+  lo.server_mode = false;
+  lo.ensure_admin = false;
+  return open(lo);
+}
+
 const LabOpened& Lab::opened() const {
   return impl_->opened;
 }

@@ -62,6 +62,10 @@ class Lab {
   // Errors: IoFailure (cannot create the folder), Unavailable (another server holds it),
   // SchemaOutdated / SchemaTooNew, BadArgument (TUMORLAB_ADMIN_PASSWORD too short).
   static std::unique_ptr<Lab> open(const LabOptions& options);
+  // The data folder as a command-line verb or a test opens it, beside a server that may be
+  // running on it: no folder lock, no job recovery, no first admin (server_mode and ensure_admin
+  // false). The same errors.
+  static std::unique_ptr<Lab> open_beside_server(const std::filesystem::path& data_dir);
   ~Lab();
   Lab(const Lab&) = delete;
   Lab& operator=(const Lab&) = delete;

@@ -11,6 +11,7 @@
 #include "tumorlab/app/dicom_source.h"
 #include "tumorlab/app/importer.h"
 #include "tumorlab/app/jobs.h"
+#include "tumorlab/app/json_util.h"
 #include "tumorlab/app/scratch.h"
 #include "tumorlab/core/error.h"
 #include "tumorlab/io/dicom.h"
@@ -25,15 +26,6 @@ using store::Id;
 namespace {
 
 constexpr const char* kNiftiExt = ".nii.gz";
-
-json parse_object(const std::string& text) {
-  try {
-    json j = json::parse(text);
-    if (j.is_object()) return j;
-  } catch (const json::exception&) {
-  }
-  return json::object();
-}
 
 std::int64_t seconds(store::TimeMs ms) {
   return ms / 1000;
@@ -102,7 +94,7 @@ std::vector<ActiveModel> active_models(Lab& lab) {
   auto models = lab.store().read([](store::ReadTxn& t) { return t.list_models(); });
   std::vector<ActiveModel> out;
   for (const auto& m : models)
-    if (m.active) out.push_back({m, parse_object(m.metadata_json)});
+    if (m.active) out.push_back({m, stored_object(m.metadata_json)});
   return out;
 }
 
@@ -173,7 +165,7 @@ std::vector<store::Job> train_jobs(store::ReadTxn& t, std::optional<store::JobSt
 }
 
 std::string job_model(const store::Job& j) {
-  return parse_object(j.params_json).value("model", "");
+  return stored_object(j.params_json).value("model", "");
 }
 
 std::string lower(std::string s) {
@@ -240,7 +232,7 @@ json datastore(Lab& lab, const Actor& actor, const std::string& output) {
   // Label names per model name@version, for the "original" tag's params.
   std::map<std::string, json> model_labels;
   for (const auto& m : lab.store().read([](store::ReadTxn& t) { return t.list_models(); }))
-    model_labels[m.name + "@" + m.version] = label_names(parse_object(m.metadata_json));
+    model_labels[m.name + "@" + m.version] = label_names(stored_object(m.metadata_json));
   return lab.store().read([&](store::ReadTxn& t) {
     std::map<Id, std::string> users;
     for (const auto& u : t.list_users()) users[u.id] = u.username;
@@ -415,7 +407,7 @@ Inferred run_infer(Lab& lab, const Actor& actor, const std::string& model, Id ca
     const auto models = lab.store().read([](store::ReadTxn& t) { return t.list_models(); });
     for (const auto& m : models)
       if (m.name == pred.model_name && m.version == pred.model_version)
-        names = label_names(parse_object(m.metadata_json));
+        names = label_names(stored_object(m.metadata_json));
   }
   const std::int64_t voxels = pred.label.count_nonzero();
   out.params = {{"label_names", names},

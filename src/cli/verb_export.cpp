@@ -26,11 +26,7 @@ Run add_export(CLI::App& app) {
       "Case names only (pseudonyms for DICOM imports); audited as an export.\n\n"
       "Exit codes: 0 success, 2 bad input (no validated case, output not empty), 3 environment, 70 internal error");
   return [o] {
-    app::LabOptions lo;
-    lo.data_dir = o->data_dir;
-    lo.server_mode = false;
-    lo.ensure_admin = false;
-    auto lab = app::Lab::open(lo);
+    auto lab = app::Lab::open_beside_server(o->data_dir);
     app::NnunetExportRequest req;
     req.output = o->output;
     req.dataset_name = o->name;

@@ -35,11 +35,7 @@ Run add_import(CLI::App& app) {
       "Exit codes: 0 every input imported (or already stored), 2 some input could not be imported (listed),\n"
       "3 environment, 70 internal error");
   return [o] {
-    app::LabOptions lo;
-    lo.data_dir = o->data_dir;
-    lo.server_mode = false;
-    lo.ensure_admin = false;
-    auto lab = app::Lab::open(lo);
+    auto lab = app::Lab::open_beside_server(o->data_dir);
     std::vector<app::ImportInput> inputs;
     for (const auto& p : o->inputs) inputs.push_back(app::ImportInput{p, p});
     app::ImportOptions io;

@@ -126,14 +126,6 @@ void write_dicom_series(const fs::path& dir, const std::string& study_uid, int s
   }
 }
 
-std::unique_ptr<app::Lab> open_lab(const fs::path& dir) {
-  app::LabOptions lo;
-  lo.data_dir = dir;
-  lo.server_mode = false;
-  lo.ensure_admin = false;
-  return app::Lab::open(lo);
-}
-
 app::Actor admin_actor() {
   return app::Actor{0, "tester", "admin", ""};
 }
@@ -150,7 +142,7 @@ TEST(Import, NiftiAndPng_CasesJobsAudit_DuplicateStoredOnce) {
   TempDir tmp;
   io::write_image(image3d(100), tmp / "scan_one.nii.gz");
   io::write_image(image2d(), tmp / "mip_two.png");
-  auto lab = open_lab(tmp / "data");
+  auto lab = app::Lab::open_beside_server(tmp / "data");
   json r = app::import_scans(*lab, admin_actor(), {{tmp / "scan_one.nii.gz", ""}, {tmp / "mip_two.png", ""}},
                              app::ImportOptions{false, true, "CT", "cli"});
   ASSERT_EQ(r["cases"].size(), 2u) << r.dump(2);
@@ -188,7 +180,7 @@ TEST(Import, BadFile_ErrorNamesIt_NothingStored) {
     std::ofstream(tmp / "broken.nii.gz") << "this is not a gzip file at all";
     std::ofstream(tmp / "notes.txt") << "hello";
   }
-  auto lab = open_lab(tmp / "data");
+  auto lab = app::Lab::open_beside_server(tmp / "data");
   json r = app::import_scans(*lab, admin_actor(),
                              {{tmp / "broken.nii.gz", "broken.nii.gz"}, {tmp / "notes.txt", "notes.txt"}});
   ASSERT_EQ(r["errors"].size(), 2u) << r.dump(2);
@@ -206,7 +198,7 @@ TEST(Import, SyntheticDicom_DeidentifiedWithStablePseudonym) {
   dcmGenerateUniqueIdentifier(study, SITE_STUDY_UID_ROOT);
   write_dicom_series(tmp / "first", study, 3, 3);
   write_dicom_series(tmp / "second", study, 4, 4);
-  auto lab = open_lab(tmp / "data");
+  auto lab = app::Lab::open_beside_server(tmp / "data");
   json a = app::import_scans(*lab, admin_actor(), {{tmp / "first", "first"}});
   json b = app::import_scans(*lab, admin_actor(), {{tmp / "second", "second"}});
   ASSERT_EQ(a["cases"].size(), 1u) << a.dump(2);
@@ -248,7 +240,7 @@ TEST(Import, SharedDicom_MrSeriesDeidentified) {
   ff.getDataset()->findAndGetOFString(DCM_PatientName, name);
   ff.getDataset()->findAndGetOFString(DCM_PatientID, id);
   TempDir tmp;
-  auto lab = open_lab(tmp / "data");
+  auto lab = app::Lab::open_beside_server(tmp / "data");
   json r = app::import_scans(*lab, admin_actor(), {{src, "mr-brain-20slice"}});
   ASSERT_EQ(r["cases"].size(), 1u) << r.dump(2);
   EXPECT_EQ(r["cases"][0]["name"].get<std::string>().substr(0, 4), "PAT-");
@@ -278,7 +270,7 @@ TEST(ImportExport, NnunetDataset_GroundTruth_ExportRoundTrip) {
       {"labels", {{"background", 0}, {"lesion", 1}}},
       {"numTraining", 2},
       {"file_ending", ".nii.gz"}}.dump();
-  auto lab = open_lab(tmp / "data");
+  auto lab = app::Lab::open_beside_server(tmp / "data");
   json r = app::import_scans(*lab, admin_actor(), {{ds, "Dataset777_Test"}});
   ASSERT_EQ(r["cases"].size(), 2u) << r.dump(2);
   EXPECT_TRUE(r["jobs"].empty()) << "labelled cases need no pre-segmentation";
@@ -504,7 +496,7 @@ TEST(Import, NestedZip_OneLevelOpened_DeeperRefused) {
   io::zip_folder(tmp / "inner", tmp / "mid" / "inner.zip");
   io::zip_folder(tmp / "mid", tmp / "outer" / "mid.zip");
   io::zip_folder(tmp / "outer", tmp / "outermost.zip");
-  auto lab = open_lab(tmp / "data");
+  auto lab = app::Lab::open_beside_server(tmp / "data");
   json deep = app::import_scans(*lab, admin_actor(), {{tmp / "outermost.zip", "outermost.zip"}});
   EXPECT_TRUE(deep["cases"].empty()) << deep.dump(2);
   ASSERT_EQ(deep["errors"].size(), 1u) << deep.dump(2);

@@ -78,11 +78,7 @@ Seeded seed(const fs::path& data_dir, const fs::path& scratch) {
     t.activate_model(m.id);
   });
   holder.reset();
-  app::LabOptions lo;
-  lo.data_dir = data_dir;
-  lo.server_mode = false;
-  lo.ensure_admin = false;
-  auto lab = app::Lab::open(lo);
+  auto lab = app::Lab::open_beside_server(data_dir);
   app::AiPrediction p;
   p.case_id = s.case_a;
   p.label = block_label(block_grid(), 4, 8);
@@ -608,11 +604,7 @@ class MonaiDicomTest : public MonaiTest {
     const fs::path models = tmp_ / "models";
     // Untrained: what it predicts does not matter, only that the DICOM SEG carries exactly that.
     model::write_untrained_bundle(models / "tiny-seg", tumorlab::testing::tiny_plans("tiny-seg", "MR", {}), 7);
-    app::LabOptions lo;
-    lo.data_dir = data_;
-    lo.server_mode = false;
-    lo.ensure_admin = false;
-    auto lab = app::Lab::open(lo);
+    auto lab = app::Lab::open_beside_server(data_);
     json reg = app::register_models(*lab, {models});
     ASSERT_EQ(reg["registered"].size(), 1u) << reg.dump();
   }

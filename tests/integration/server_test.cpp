@@ -71,11 +71,7 @@ Seeded seed(const fs::path& data_dir, const fs::path& scratch) {
   holder.reset();  // released before the app opens the folder
   // The AI pre-segmentation through the app use case the pre-segmentation job calls: the block
   // as label, an uncertainty map that is 0.5 on the block's border slices.
-  app::LabOptions lo;
-  lo.data_dir = data_dir;
-  lo.server_mode = false;
-  lo.ensure_admin = false;
-  auto lab = app::Lab::open(lo);
+  auto lab = app::Lab::open_beside_server(data_dir);
   app::AiPrediction p;
   p.case_id = s.case_id;
   p.label = block_label(block_grid(), 4, 8);

@@ -18,14 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::unique_ptr<app::Lab> open_lab(const fs::path& dir) {
-  app::LabOptions lo;
-  lo.data_dir = dir;
-  lo.server_mode = false;
-  lo.ensure_admin = false;
-  return app::Lab::open(lo);
-}
-
 // The error code and message of what `f` throws; fails the test when it throws nothing.
 template <class F>
 Error thrown_error(F f) {
@@ -42,7 +34,7 @@ Error thrown_error(F f) {
 
 TEST(Scratch, FilePath_UniqueInScratchFolder_RemovedAtEndOfScope) {
   TempDir tmp;
-  auto lab = open_lab(tmp / "data");
+  auto lab = app::Lab::open_beside_server(tmp / "data");
   std::set<fs::path> seen;
   for (int n = 0; n < 50; ++n) {
     const app::ScratchFile f(*lab, "req", ".nii.gz");
@@ -60,7 +52,7 @@ TEST(Scratch, FilePath_UniqueInScratchFolder_RemovedAtEndOfScope) {
 
 TEST(Scratch, File_RemovedWhenAnExceptionLeavesTheScope) {
   TempDir tmp;
-  auto lab = open_lab(tmp / "data");
+  auto lab = app::Lab::open_beside_server(tmp / "data");
   fs::path written;
   try {
     const app::ScratchFile f(*lab, "monai", ".dcm");
@@ -75,7 +67,7 @@ TEST(Scratch, File_RemovedWhenAnExceptionLeavesTheScope) {
 
 TEST(Scratch, Dir_OwnerOnly_RemovedWithEverythingInIt) {
   TempDir tmp;
-  auto lab = open_lab(tmp / "data");
+  auto lab = app::Lab::open_beside_server(tmp / "data");
   fs::path dir;
   {
     const app::ScratchDir d(*lab, "upload");
@@ -96,7 +88,7 @@ TEST(Scratch, Dir_OwnerOnly_RemovedWithEverythingInIt) {
 
 TEST(Scratch, Dir_CannotBeCreated_IoFailure) {
   TempDir tmp;
-  auto lab = open_lab(tmp / "data");
+  auto lab = app::Lab::open_beside_server(tmp / "data");
   // A file where the scratch folder should be: nothing can be created below it.
   fs::remove_all(lab->scratch_dir());
   app::write_file(lab->scratch_dir(), "not a folder");
