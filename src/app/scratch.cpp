@@ -31,7 +31,8 @@ ScratchDir::ScratchDir(const Lab& lab, const std::string& what) : path_(scratch_
   std::error_code ec;
   fs::create_directories(path_, ec);
   if (ec)
-    throw Error(ErrorCode::IoFailure, "cannot create scratch folder " + path_.filename().string() + ": " + ec.message());
+    throw Error(ErrorCode::IoFailure,
+                "cannot create scratch folder " + path_.filename().string() + ": " + ec.message());
   fs::permissions(path_, fs::perms::owner_all, fs::perm_options::replace, ec);
 }
 

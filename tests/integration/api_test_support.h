@@ -1,8 +1,8 @@
 #pragma once
 // What the HTTP integration tests share (server_test, server_monai_test, server_jobs_test,
 // import_export_test): the seeded users' passwords, our JSON bodies read back, our error body
-// checked, a bearer login, the scratch files left in a data folder, and the small 16 x 12 x 6 "block" MR image that the server and MONAI
-// tests seed into their data folders. Header-only.
+// checked, a bearer login, the scratch files left in a data folder, and the small 16 x 12 x 6
+// "block" MR image that the server and MONAI tests seed into their data folders. Header-only.
 #include <gtest/gtest.h>
 #include <httplib.h>
 
