@@ -663,11 +663,8 @@ json run_train(const JobContext& ctx) {
   const json ds = json::parse(in, nullptr, false);
   std::vector<std::string> got, need;
   if (ds.is_object() && ds.contains("channel_names") && ds["channel_names"].is_object())
-    for (std::size_t c = 0; c < ds["channel_names"].size(); ++c) {
-      char key[8];
-      std::snprintf(key, sizeof key, "%zu", c);
-      got.push_back(ds["channel_names"].value(key, ""));
-    }
+    for (std::size_t c = 0; c < ds["channel_names"].size(); ++c)
+      got.push_back(ds["channel_names"].value(std::to_string(c), ""));
   for (const auto& c : plans.channels) need.push_back(c.name);
   bool same = got.size() == need.size();
   for (std::size_t i = 0; same && i < got.size(); ++i) same = channel_key(got[i]) == channel_key(need[i]);

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "tumorlab/core/error.h"
+#include "tumorlab/model/bundle.h"
 
 namespace tumorlab::app {
 namespace {
@@ -20,6 +21,11 @@ std::string duration(double s) {
 }
 
 }  // namespace
+
+void make_ensemble(const std::vector<std::filesystem::path>& members, const std::filesystem::path& output,
+                   const std::string& version) {
+  model::write_ensemble_bundle(members, output, version);
+}
 
 double parse_duration_seconds(const std::string& text) {
   const std::string what = "--time-budget '" + text + "': expected a duration such as 3600s, 60m, 1h or 1h30m";

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "tumorlab/model/trainer.h"
 
@@ -25,6 +26,12 @@ struct TrainingOutcome {
 // Runs (or resumes) training; exports when asked, also after a stop by the time budget (the
 // best checkpoint so far), but not after a cancel. Errors as model::train and export_bundle.
 TrainingOutcome run_training(const TrainingRequest& request);
+
+// `tumorlab ensemble`: one bundle in `output` whose networks are those of `members` (two or more
+// bundles with the same plans); predict averages their probabilities. Errors as
+// model::write_ensemble_bundle.
+void make_ensemble(const std::vector<std::filesystem::path>& members, const std::filesystem::path& output,
+                   const std::string& version);
 
 // "3600", "3600s", "60m", "1h", "1h30m", "90min", "2.5h" -> seconds. Error(BadArgument) naming
 // the text otherwise (also for zero or negative durations).

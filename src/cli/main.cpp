@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   add("plan", "Fingerprint an nnU-Net dataset and write plans.json (2D/3D, spacing, patch, network, normalisation)", cli::add_plan);
   add("train", "Train a U-Net from plans.json on an nnU-Net dataset (resumable, time budget, pseudo-Dice validation)", cli::add_train);
   add("predict", "Segment images with a model bundle (sliding window, TTA, uncertainty maps and case scores)", cli::add_predict);
+  add("ensemble", "Combine model bundles with the same plans into one whose prediction averages them", cli::add_ensemble);
   add("db", "Database of a data folder: `db upgrade` migrates it to this tumorlab's schema", cli::add_db);
   add("user", "User accounts of a data folder: add, list, passwd, disable, enable", cli::add_user);
   add("audit", "Audit trail of a data folder: `audit verify` checks its hash chain", cli::add_audit);

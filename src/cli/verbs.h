@@ -21,5 +21,6 @@ Run add_serve(CLI::App& app);
 Run add_demo_data(CLI::App& app);
 Run add_import(CLI::App& app);
 Run add_export(CLI::App& app);
+Run add_ensemble(CLI::App& app);
 
 }  // namespace tumorlab::cli

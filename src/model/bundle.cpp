@@ -5,6 +5,7 @@
 
 #include <ctime>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "tumorlab/core/error.h"
@@ -74,7 +75,13 @@ json to_json(const BundleMetadata& m) {
           {"created", m.created},
           {"training", m.training}};
   if (!m.evaluation.is_null()) j["evaluation"] = m.evaluation;
+  if (!m.weights.empty() && m.weights != std::vector<std::string>{kBundleWeightsFile}) j["weights"] = m.weights;
   return j;
+}
+
+std::vector<std::string> weight_files(const BundleMetadata& metadata) {
+  if (metadata.weights.empty()) return {kBundleWeightsFile};
+  return metadata.weights;
 }
 
 BundleMetadata bundle_metadata_from_json(const json& j, const std::string& source) {
@@ -116,6 +123,20 @@ BundleMetadata bundle_metadata_from_json(const json& j, const std::string& sourc
     if (!j["evaluation"].is_object() && !j["evaluation"].is_null())
       throw Error(ErrorCode::InvalidDataset, source + ".evaluation: expected an object (held-out figures) or null");
     m.evaluation = j["evaluation"];
+  }
+  field("weights", m.weights, false);
+  if (j.contains("weights")) {
+    if (m.weights.empty()) throw Error(ErrorCode::InvalidDataset, source + ".weights: expected a non-empty array");
+    std::set<std::string> seen;
+    for (const auto& w : m.weights) {
+      const bool plain = !w.empty() && w.find('/') == std::string::npos && w.find('\\') == std::string::npos &&
+                         w.front() != '.' && w.size() > 3 && w.compare(w.size() - 3, 3, ".pt") == 0;
+      if (!plain)
+        throw Error(ErrorCode::InvalidDataset, source + ".weights: \"" + w.substr(0, 80) +
+                                                   "\" is not a weight file name (a plain name ending in .pt)");
+      if (!seen.insert(w).second)
+        throw Error(ErrorCode::InvalidDataset, source + ".weights: \"" + w + "\" is listed twice");
+    }
   }
   return m;
 }
@@ -170,6 +191,106 @@ void check_bundle_consistency(const BundleMetadata& metadata, const Plans& plans
                                                (bundle_folder / kBundlePlansFile).string() + " labels " +
                                                join(plans.labels));
   }
+}
+
+namespace {
+
+std::string weights_dtype(const BundleMetadata& m) {
+  if (m.training.is_object() && m.training.contains("weights_dtype") && m.training["weights_dtype"].is_string())
+    return m.training["weights_dtype"].get<std::string>();
+  return "float32";
+}
+
+// plans.json as the members must share it: everything but the name and the training section.
+json shared_plans(const Plans& plans) {
+  json j = to_json(plans);
+  j.erase("name");
+  j.erase("training");
+  return j;
+}
+
+}  // namespace
+
+void write_ensemble_bundle(const std::vector<fs::path>& members, const fs::path& output, const std::string& version) {
+  if (members.size() < 2)
+    throw Error(ErrorCode::BadArgument, "ensemble: expected two or more member bundles, got " +
+                                            std::to_string(members.size()));
+  std::error_code ec;
+  if (fs::exists(output, ec) && !(fs::is_directory(output, ec) && fs::is_empty(output, ec)))
+    throw Error(ErrorCode::BadArgument, output.string() + ": exists and is not an empty folder");
+  struct Member {
+    fs::path folder;
+    BundleMetadata metadata;
+    Plans plans;
+  };
+  std::vector<Member> ms;
+  for (const auto& folder : members) {
+    Member m{folder, read_bundle_metadata(folder), {}};
+    const fs::path plans_path = folder / kBundlePlansFile;
+    if (!fs::is_regular_file(plans_path, ec))
+      throw Error(ErrorCode::FileNotFound, plans_path.string() + ": missing (the model bundle's plans)");
+    m.plans = load_plans(plans_path);
+    check_bundle_consistency(m.metadata, m.plans, folder);
+    for (const auto& w : weight_files(m.metadata))
+      if (!fs::is_regular_file(folder / w, ec))
+        throw Error(ErrorCode::FileNotFound, (folder / w).string() + ": missing (the model bundle's weights)");
+    ms.push_back(std::move(m));
+  }
+  const Member& first = ms.front();
+  const json want = shared_plans(first.plans);
+  for (std::size_t i = 1; i < ms.size(); ++i) {
+    const Member& m = ms[i];
+    const json got = shared_plans(m.plans);
+    if (got != want) {
+      std::string what;
+      for (const auto& [key, value] : want.items())
+        if (!got.contains(key) || got[key] != value) what += (what.empty() ? "" : ", ") + key;
+      for (const auto& [key, value] : got.items())
+        if (!want.contains(key)) what += (what.empty() ? "" : ", ") + key;
+      throw Error(ErrorCode::InvalidDataset, (m.folder / kBundlePlansFile).string() + " differs from " +
+                                                 (first.folder / kBundlePlansFile).string() + " in " + what +
+                                                 " (ensemble members need the same network, preprocessing, "
+                                                 "patch and inference settings)");
+    }
+    if (m.metadata.channels != first.metadata.channels || m.plans.labels != first.plans.labels)
+      throw Error(ErrorCode::InvalidDataset, (m.folder / kBundleMetadataFile).string() + ": channels " +
+                                                 join(m.metadata.channels) + " and labels " + join(m.plans.labels) +
+                                                 " differ from " + (first.folder / kBundleMetadataFile).string() +
+                                                 "'s " + join(first.metadata.channels) + " and " +
+                                                 join(first.plans.labels));
+    if (weights_dtype(m.metadata) != weights_dtype(first.metadata))
+      throw Error(ErrorCode::InvalidDataset, (m.folder / kBundleMetadataFile).string() + ": training.weights_dtype " +
+                                                 weights_dtype(m.metadata) + " differs from " +
+                                                 weights_dtype(first.metadata) + " in " +
+                                                 (first.folder / kBundleMetadataFile).string());
+  }
+
+  fs::create_directories(output, ec);
+  if (ec) throw Error(ErrorCode::IoFailure, output.string() + ": cannot create folder: " + ec.message());
+  std::vector<std::string> files;
+  json ensemble_of = json::array();
+  for (const Member& m : ms) {
+    json member{{"name", m.metadata.name}, {"version", m.metadata.version}, {"networks", 0}};
+    if (!m.metadata.training.is_null()) member["training"] = m.metadata.training;
+    if (!m.metadata.evaluation.is_null()) member["evaluation"] = m.metadata.evaluation;
+    for (const auto& w : weight_files(m.metadata)) {
+      const std::string name =
+          files.empty() ? std::string(kBundleWeightsFile) : "model_" + std::to_string(files.size() + 1) + ".pt";
+      fs::copy_file(m.folder / w, output / name, fs::copy_options::overwrite_existing, ec);
+      if (ec) throw Error(ErrorCode::IoFailure, (output / name).string() + ": cannot write: " + ec.message());
+      files.push_back(name);
+      member["networks"] = member["networks"].get<int>() + 1;
+    }
+    ensemble_of.push_back(std::move(member));
+  }
+  Plans plans = first.plans;
+  save_plans(plans, output / kBundlePlansFile);
+  BundleMetadata md = make_bundle_metadata(
+      plans, version,
+      {{"ensemble_of", ensemble_of}, {"networks", files.size()}, {"weights_dtype", weights_dtype(first.metadata)}});
+  md.name = first.metadata.name;
+  md.weights = files;
+  write_bundle_metadata(md, output);
 }
 
 }  // namespace tumorlab::model

@@ -3,6 +3,8 @@
 // inference never relies on code defaults).
 //
 //   model.pt       weights: torch::save of the UNet built by unet_config_from_plans(plans)
+//   model_2.pt ... an ensemble's further members (bundle.json "weights"; same plans, the
+//                  predictor averages the members' probabilities)
 //   plans.json     the plans the network was trained with (preprocessing, patch, inference)
 //   bundle.json    this header's BundleMetadata (format, versions, channel names, labels, training)
 //   split.json     optional: the fixed train/validation split
@@ -12,7 +14,8 @@
 //   {"format": "tumorlab-model", "format_version": 1, "name": "...", "version": "...",
 //    "tumorlab_version": "0.1.0", "torch_version": "1.13.1", "channels": ["FLAIR", ...],
 //    "labels": {"background": 0, "tumor": 1}, "created": "2024-01-01T00:00:00Z",
-//    "training": {...free-form summary: epochs, best validation Dice, dataset, seconds...}}
+//    "training": {...free-form summary: epochs, best validation Dice, dataset, seconds...},
+//    "weights": ["model.pt", "model_2.pt"]}   (only for an ensemble; absent = ["model.pt"])
 //
 // No torch here: the trainer's export_bundle and the predictor both use this header.
 
@@ -48,7 +51,13 @@ struct BundleMetadata {
   // patients_mean_dice, patients_median_dice, patients_mean_hd95_mm, patients_mean_lesion_f1,
   // measured, settings); null when the bundle has not been evaluated.
   nlohmann::json evaluation = nullptr;
+  // The weight files of the bundle's networks, in the folder: empty = one network in model.pt.
+  // An ensemble lists several (the first is model.pt); each is a plain file name ending in .pt.
+  std::vector<std::string> weights;
 };
+
+// The weight files of a bundle: metadata.weights, or {"model.pt"} when that is empty.
+std::vector<std::string> weight_files(const BundleMetadata& metadata);
 
 // Metadata for a bundle of `plans`: name, channels and labels from the plans; tumorlab and
 // LibTorch versions of this build; `created` = now (UTC).
@@ -68,6 +77,16 @@ BundleMetadata read_bundle_metadata(const std::filesystem::path& bundle_folder);
 // labels. Error(InvalidDataset) naming both files, the expected and the found values.
 void check_bundle_consistency(const BundleMetadata& metadata, const Plans& plans,
                               const std::filesystem::path& bundle_folder);
+
+// Writes an ensemble bundle to `output` (a new or empty folder) from the bundles `members` (two or
+// more, ensembles among them contribute all their networks): the first member's plans.json, every
+// member's weights (model.pt, model_2.pt, ...), and bundle.json with version `version` and
+// training.ensemble_of naming each member. The members must agree on everything in plans.json
+// but the "training" section and the name (same network, preprocessing, patch, inference), and on
+// channels, labels and the weights' dtype. Errors: BadArgument (fewer than two members, output
+// not empty), FileNotFound, InvalidDataset (naming the member and what differs), IoFailure.
+void write_ensemble_bundle(const std::vector<std::filesystem::path>& members, const std::filesystem::path& output,
+                           const std::string& version);
 
 // Writes a complete bundle holding an untrained network (weights initialised from `seed`) for
 // `plans`: for tests, demos and smoke runs of the pipeline, never for real predictions.

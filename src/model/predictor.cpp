@@ -86,17 +86,19 @@ class AutocastGuard {
 
 class McDropoutGuard {
  public:
-  McDropoutGuard(UNet& net, bool on) : net_(net), on_(on) {
-    if (on_) net_->set_mc_dropout(true);
+  McDropoutGuard(std::vector<UNet>& nets, bool on) : nets_(nets), on_(on) {
+    if (on_)
+      for (auto& net : nets_) net->set_mc_dropout(true);
   }
   ~McDropoutGuard() {
-    if (on_) net_->set_mc_dropout(false);
+    if (on_)
+      for (auto& net : nets_) net->set_mc_dropout(false);
   }
   McDropoutGuard(const McDropoutGuard&) = delete;
   McDropoutGuard& operator=(const McDropoutGuard&) = delete;
 
  private:
-  UNet& net_;
+  std::vector<UNet>& nets_;
   bool on_;
 };
 
@@ -178,6 +180,12 @@ std::vector<std::vector<int64_t>> mirror_variants(const std::vector<int>& axes, 
 }
 
 torch::Tensor sliding_window(UNet& net, const torch::Tensor& image_in, const WindowOptions& o) {
+  std::vector<UNet> nets{net};
+  return sliding_window(nets, image_in, o);
+}
+
+torch::Tensor sliding_window(std::vector<UNet>& nets, const torch::Tensor& image_in, const WindowOptions& o) {
+  TORCH_CHECK(!nets.empty(), "sliding_window: no network");
   torch::InferenceMode inference;
   TORCH_CHECK(image_in.dim() == 4, "sliding_window: image must be (C, Z, Y, X)");
   const std::array<int64_t, 3> patch{o.patch[2], o.patch[1], o.patch[0]};  // (Z, Y, X)
@@ -208,12 +216,12 @@ torch::Tensor sliding_window(UNet& net, const torch::Tensor& image_in, const Win
       for (int64_t x : sx) windows.push_back({z, y, x});
 
   const torch::Tensor gauss = gaussian_importance(o.patch);
-  const int64_t classes = net->config().num_classes;
+  const int64_t classes = nets.front()->config().num_classes;
   torch::Tensor probs = torch::zeros({classes, full[0], full[1], full[2]}, torch::kFloat32);
   torch::Tensor weight = torch::zeros({full[0], full[1], full[2]}, torch::kFloat32);
   const auto variants = mirror_variants(o.mirror_axes, o.patch);
   const int samples = std::max(1, o.mc_samples);
-  const double passes = static_cast<double>(variants.size()) * samples;
+  const double passes = static_cast<double>(variants.size()) * samples * static_cast<double>(nets.size());
   const int64_t batch = std::max(1, o.batch);
 
   for (std::size_t first = 0; first < windows.size(); first += batch) {
@@ -227,10 +235,12 @@ torch::Tensor sliding_window(UNet& net, const torch::Tensor& image_in, const Win
     torch::Tensor mean;
     for (const auto& v : variants) {
       const torch::Tensor xv = v.empty() ? x : x.flip(v);
-      for (int s = 0; s < samples; ++s) {
-        torch::Tensor p = torch::softmax(forward_logits(net, xv).to(torch::kFloat32), 1);
-        if (!v.empty()) p = p.flip(v);
-        mean = mean.defined() ? mean.add_(p) : p;  // p is a fresh tensor: no copy needed
+      for (auto& net : nets) {
+        for (int s = 0; s < samples; ++s) {
+          torch::Tensor p = torch::softmax(forward_logits(net, xv).to(torch::kFloat32), 1);
+          if (!v.empty()) p = p.flip(v);
+          mean = mean.defined() ? mean.add_(p) : p;  // p is a fresh tensor: no copy needed
+        }
       }
     }
     if (passes > 1) mean.div_(passes);
@@ -328,8 +338,8 @@ void transfer_weights(UNet& from, int from_context, UNet& to, int to_context, co
   for (auto& b : to->named_buffers(true)) copy(b.key(), b.value(), src_buffers.find(b.key()));
 }
 
-UNet load_bundle_network(const fs::path& folder, const Plans& plans) {
-  const fs::path path = folder / kBundleWeightsFile;
+UNet load_bundle_network(const fs::path& folder, const Plans& plans, const std::string& weights_file) {
+  const fs::path path = folder / weights_file;
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
     throw Error(ErrorCode::FileNotFound, path.string() + ": missing (the model bundle's weights)");
@@ -386,8 +396,8 @@ struct Predictor::Impl {
   fs::path folder;
   BundleMetadata metadata;
   Plans plans;
-  mutable UNet net{nullptr};
-  mutable std::mutex mutex;  // the network's mode (MC-dropout) is shared state
+  mutable std::vector<UNet> nets;  // one, or an ensemble's members (bundle.json "weights")
+  mutable std::mutex mutex;        // the networks' mode (MC-dropout) is shared state
 };
 
 Predictor::Predictor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -410,7 +420,8 @@ Predictor Predictor::load(const fs::path& bundle_folder) {
   }
   impl->plans = load_plans(plans_path);
   check_bundle_consistency(impl->metadata, impl->plans, bundle_folder);
-  impl->net = load_bundle_network(bundle_folder, impl->plans);
+  for (const auto& file : weight_files(impl->metadata))
+    impl->nets.push_back(load_bundle_network(bundle_folder, impl->plans, file));
   return Predictor(std::move(impl));
 }
 
@@ -491,11 +502,11 @@ Prediction Predictor::predict(const Volume& image, const PredictOptions& options
     configure_threads(options.threads);
     try {
       AutocastGuard autocast(bf16);
-      McDropoutGuard dropout(impl_->net, mc);
+      McDropoutGuard dropout(impl_->nets, mc);
       const torch::Tensor input = with_context_slices(
           torch::from_blob(const_cast<float*>(pre.data<float>()), {channels, rs[2], rs[1], rs[0]}, torch::kFloat32),
           plans.network.context_slices);
-      const torch::Tensor p = sliding_window(impl_->net, input, w);
+      const torch::Tensor p = sliding_window(impl_->nets, input, w);
       std::memcpy(probs.raw(), p.data_ptr<float>(), probs.size_bytes());
     } catch (const c10::Error& e) {
       throw Error(ErrorCode::Internal, src + ": inference failed in LibTorch: " + first_line(e.what()));

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <string>
 #include <vector>
 
 #include "tumorlab/model/bundle.h"
@@ -36,6 +37,9 @@ torch::Tensor gaussian_importance(const std::array<int, 3>& patch);
 // Images smaller than the patch are zero-padded (centred) and the result cropped back.
 // The network must be in eval mode; runs under InferenceMode.
 torch::Tensor sliding_window(UNet& net, const torch::Tensor& image, const WindowOptions& options);
+// The same for an ensemble: the mean over the networks too (each window batch goes through every
+// network in turn, so memory stays that of one network's pass).
+torch::Tensor sliding_window(std::vector<UNet>& nets, const torch::Tensor& image, const WindowOptions& options);
 
 // The mirror variants: every subset of `axes` (axes whose patch extent is 1 are left out),
 // as tensor dims of a (N, C, Z, Y, X) tensor. The first variant is the identity (empty).
@@ -57,8 +61,10 @@ torch::Tensor with_context_slices(const torch::Tensor& image, int context);
 // computed until training moves it. Error(BadArgument) naming `source` and the tensor otherwise.
 void transfer_weights(UNet& from, int from_context, UNet& to, int to_context, const std::string& source);
 
-// Loads model.pt into a network built from `plans`, checking every tensor's shape.
-// Errors: FileNotFound (missing model.pt), InvalidDataset (unreadable or mismatched weights).
-UNet load_bundle_network(const std::filesystem::path& folder, const Plans& plans);
+// Loads a weight file of the bundle (model.pt: the only network, or an ensemble's first) into a
+// network built from `plans`, checking every tensor's shape.
+// Errors: FileNotFound (missing file), InvalidDataset (unreadable or mismatched weights).
+UNet load_bundle_network(const std::filesystem::path& folder, const Plans& plans,
+                         const std::string& weights_file = kBundleWeightsFile);
 
 }  // namespace tumorlab::model

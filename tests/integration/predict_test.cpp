@@ -190,3 +190,34 @@ TEST(PredictCli, BadModelOrInput_ExitTwoWithClearMessage) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--roi"), std::string::npos) << r.err;
 }
+
+// `tumorlab ensemble` writes a bundle that `predict` runs (the mean of the members is checked in
+// tests/unit/model/predictor_test.cpp); refusals exit 2 naming the problem.
+TEST(EnsembleCli, TwoBundles_PredictRuns_MismatchAndOneBundleExitTwo) {
+  TempDir dir;
+  model::write_untrained_bundle(dir / "a", plans(2), 1);
+  model::write_untrained_bundle(dir / "b", plans(2), 2);
+  Result r = run("ensemble " + quote((dir / "a").string()) + " " + quote((dir / "b").string()) + " -o " +
+                 quote((dir / "ab").string()) + " --model-version 7");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const model::BundleMetadata m = model::read_bundle_metadata(dir / "ab");
+  EXPECT_EQ(m.version, "7");
+  EXPECT_EQ(m.weights.size(), 2u);
+  Geometry g;
+  g.size = {50, 70, 1};
+  io::write_image(pattern(g, PixelType::UInt8), dir / "mip_3.png");
+  r = run("predict -m " + quote((dir / "ab").string()) + " " + quote((dir / "mip_3.png").string()) + " -o " +
+          quote((dir / "out").string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(io::read_image(dir / "out/mip_3.png").geometry().size, g.size);
+
+  r = run("ensemble " + quote((dir / "a").string()) + " -o " + quote((dir / "one").string()));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("two or more"), std::string::npos) << r.err;
+  model::write_untrained_bundle(dir / "m3d", plans(3), 1);
+  r = run("ensemble " + quote((dir / "a").string()) + " " + quote((dir / "m3d").string()) + " -o " +
+          quote((dir / "mixed").string()));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("differs from"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "mixed"));
+}

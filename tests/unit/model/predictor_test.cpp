@@ -553,3 +553,99 @@ TEST(Bundle, Metadata_HeldOutEvaluationRoundTripsAndIsChecked) {
   EXPECT_EQ(error_of([&] { bundle_metadata_from_json(bad, "x/bundle.json"); }, &msg), ErrorCode::InvalidDataset);
   EXPECT_NE(msg.find("x/bundle.json.evaluation"), std::string::npos) << msg;
 }
+
+// ---- Ensembles ------------------------------------------------------------------------------
+
+namespace {
+
+// Member "b": the same network as make_bundle's, every weight moved by seeded noise.
+void perturb(UNet& net) {
+  torch::manual_seed(8);
+  for (auto& p : net->parameters()) p.add_(torch::randn_like(p) * 0.2);
+}
+
+}  // namespace
+
+TEST(Ensemble, Bundle_PredictsTheMeanOfItsMembers_EnsemblesFlatten) {
+  TempDir dir;
+  const Plans plans = plans_3d();
+  const fs::path a = make_bundle(dir, plans, "a");
+  const fs::path b = make_bundle(dir, plans, "b", perturb);
+  write_ensemble_bundle({a, b}, dir / "ab", "3");
+  const BundleMetadata m = read_bundle_metadata(dir / "ab");
+  EXPECT_EQ(m.version, "3");
+  EXPECT_EQ(m.weights, (std::vector<std::string>{"model.pt", "model_2.pt"}));
+  EXPECT_EQ(weight_files(m), m.weights);
+  ASSERT_EQ(m.training.at("ensemble_of").size(), 2u);
+  EXPECT_EQ(m.training.at("ensemble_of")[1].at("name"), "test-3d");
+  EXPECT_EQ(m.training.at("networks"), 2);
+
+  Geometry g;
+  g.size = {24, 20, 10};
+  g.spacing_mm = {1, 1, 2};
+  const Volume image = random_volume(g, PixelType::Float32);
+  PredictOptions o;
+  o.bf16 = false;
+  const torch::Tensor pa = as_tensor(Predictor::load(a).predict(image, o).probability);
+  const torch::Tensor pb = as_tensor(Predictor::load(b).predict(image, o).probability);
+  const torch::Tensor pab = as_tensor(Predictor::load(dir / "ab").predict(image, o).probability);
+  EXPECT_GT((pa - pb).abs().max().item<float>(), 0.01f) << "the members must differ for the test to mean anything";
+  EXPECT_TRUE(torch::allclose(pab, (pa + pb) / 2, 1e-5, 1e-5)) << (pab - (pa + pb) / 2).abs().max().item<float>();
+
+  // An ensemble as a member contributes all its networks: (a, b) + a = a counted twice.
+  write_ensemble_bundle({dir / "ab", a}, dir / "aba", "4");
+  EXPECT_EQ(read_bundle_metadata(dir / "aba").weights,
+            (std::vector<std::string>{"model.pt", "model_2.pt", "model_3.pt"}));
+  const torch::Tensor paba = as_tensor(Predictor::load(dir / "aba").predict(image, o).probability);
+  EXPECT_TRUE(torch::allclose(paba, (2 * pa + pb) / 3, 1e-5, 1e-5));
+  // A single bundle's bundle.json keeps its old form (no "weights").
+  EXPECT_FALSE(to_json(read_bundle_metadata(a)).contains("weights"));
+}
+
+TEST(Ensemble, Refused_TooFewDifferentPlansOrChannels_OutputNotEmpty_BadWeightsList) {
+  TempDir dir;
+  const Plans plans = plans_3d();
+  const fs::path a = make_bundle(dir, plans, "a");
+  std::string msg;
+  EXPECT_EQ(error_of([&] { write_ensemble_bundle({a}, dir / "out1", "1"); }, &msg), ErrorCode::BadArgument);
+  EXPECT_NE(msg.find("two or more"), std::string::npos) << msg;
+
+  Plans wider = plans;
+  wider.network.features = {4, 16};
+  const fs::path w = make_bundle(dir, wider, "wider");
+  EXPECT_EQ(error_of([&] { write_ensemble_bundle({a, w}, dir / "out2", "1"); }, &msg), ErrorCode::InvalidDataset);
+  EXPECT_NE(msg.find("in network"), std::string::npos) << msg;
+  EXPECT_NE(msg.find((w / "plans.json").string()), std::string::npos) << msg;
+  EXPECT_FALSE(fs::exists(dir / "out2")) << "nothing written for a refused ensemble";
+
+  Plans other_training = plans;
+  other_training.training.learning_rate = 0.001;  // training settings may differ
+  other_training.name = "renamed";
+  const fs::path t = make_bundle(dir, other_training, "t");
+  EXPECT_NO_THROW(write_ensemble_bundle({a, t}, dir / "out3", "1"));
+
+  Plans renamed_channel = plans;
+  renamed_channel.channels[0].name = "T2";
+  const fs::path c = make_bundle(dir, renamed_channel, "c");
+  EXPECT_EQ(error_of([&] { write_ensemble_bundle({a, c}, dir / "out4", "1"); }, &msg), ErrorCode::InvalidDataset);
+  EXPECT_NE(msg.find("channels"), std::string::npos) << msg;
+
+  fs::create_directories(dir / "full");
+  std::ofstream(dir / "full" / "x.txt") << "x";
+  EXPECT_EQ(error_of([&] { write_ensemble_bundle({a, t}, dir / "full", "1"); }, &msg), ErrorCode::BadArgument);
+
+  // bundle.json "weights" entries are plain .pt names, listed once, each present.
+  nlohmann::json j = to_json(read_bundle_metadata(a));
+  for (const nlohmann::json& bad : {nlohmann::json::array({"../model.pt"}), nlohmann::json::array({"model.bin"}),
+                                    nlohmann::json::array(), nlohmann::json::array({"model.pt", "model.pt"})}) {
+    j["weights"] = bad;
+    EXPECT_EQ(error_of([&] { bundle_metadata_from_json(j, "a/bundle.json"); }, &msg), ErrorCode::InvalidDataset)
+        << bad.dump();
+    EXPECT_NE(msg.find("a/bundle.json.weights"), std::string::npos) << msg;
+  }
+  BundleMetadata missing = read_bundle_metadata(a);
+  missing.weights = {"model.pt", "model_2.pt"};
+  write_bundle_metadata(missing, a);
+  EXPECT_EQ(error_of([&] { Predictor::load(a); }, &msg), ErrorCode::FileNotFound);
+  EXPECT_NE(msg.find("model_2.pt"), std::string::npos) << msg;
+}

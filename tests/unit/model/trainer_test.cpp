@@ -342,11 +342,16 @@ TEST(TrainerSampler, ContextSlices_NeighboursAsChannels_SameWarp) {
   int64_t changed = 0;
   for (int dz = -1; dz <= 1; ++dz) {
     const auto [alone, alone_lab] = extract(2 + dz, 0, true, spatial, 11);
-    for (int c = 0; c < 2; ++c)
-      for (int64_t o = 0; o < pv; ++o)
+    for (int c = 0; c < 2; ++c) {
+      for (int64_t o = 0; o < pv; ++o) {
         ASSERT_FLOAT_EQ(img[static_cast<std::size_t>((c * 3 + dz + 1) * pv + o)],
-                        alone[static_cast<std::size_t>(c * pv + o)]) << "dz " << dz;
-    if (dz == 0) EXPECT_EQ(lab, alone_lab);
+                        alone[static_cast<std::size_t>(c * pv + o)])
+            << "dz " << dz;
+      }
+    }
+    if (dz == 0) {
+      EXPECT_EQ(lab, alone_lab);
+    }
   }
   const auto [plain, plain_lab] = extract(2, 1, false, none, 11);
   for (std::size_t i = 0; i < img.size(); ++i) changed += img[i] != plain[i];
