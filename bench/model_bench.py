@@ -386,6 +386,11 @@ def shared_data_dir():
 def ensure_bundle(tool, folder, work, name):
     """The bundle folder when it holds model.pt; else an untrained bundle with its plans.json."""
     folder = Path(folder)
+    meta = folder / "bundle.json"
+    if meta.is_file() and len(json.loads(meta.read_text()).get("weights", ["model.pt"])) > 1:
+        raise SystemExit(f"{folder}: an ensemble bundle (bundle.json \"weights\"); this benchmark compares one "
+                         "network with the same network in PyTorch: benchmark a member bundle (an ensemble "
+                         "costs one member's time per member)")
     if (folder / "model.pt").is_file():
         return folder, "trained"
     plans = folder / "plans.json"
