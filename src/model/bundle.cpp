@@ -193,13 +193,13 @@ void check_bundle_consistency(const BundleMetadata& metadata, const Plans& plans
   }
 }
 
-namespace {
-
 std::string weights_dtype(const BundleMetadata& m) {
   if (m.training.is_object() && m.training.contains("weights_dtype") && m.training["weights_dtype"].is_string())
     return m.training["weights_dtype"].get<std::string>();
   return "float32";
 }
+
+namespace {
 
 // plans.json as the members must share it: everything but the name and the training section.
 json shared_plans(const Plans& plans) {

@@ -58,6 +58,9 @@ struct BundleMetadata {
 
 // The weight files of a bundle: metadata.weights, or {"model.pt"} when that is empty.
 std::vector<std::string> weight_files(const BundleMetadata& metadata);
+// The dtype model.pt's tensors are stored in: training.weights_dtype ("float16" as export_bundle
+// writes), "float32" when absent (untrained and hand-made bundles).
+std::string weights_dtype(const BundleMetadata& metadata);
 
 // Metadata for a bundle of `plans`: name, channels and labels from the plans; tumorlab and
 // LibTorch versions of this build; `created` = now (UTC).

@@ -352,11 +352,7 @@ UNet load_bundle_network(const fs::path& folder, const Plans& plans, const std::
   // must have the stored dtype first: bundle.json's training.weights_dtype (export_bundle writes
   // float16; untrained bundles and hand-made ones without the field are float32).
   std::string dtype = "float32";
-  if (fs::is_regular_file(folder / kBundleMetadataFile, ec)) {
-    const BundleMetadata md = read_bundle_metadata(folder);
-    if (md.training.is_object() && md.training.contains("weights_dtype") && md.training["weights_dtype"].is_string())
-      dtype = md.training["weights_dtype"].get<std::string>();
-  }
+  if (fs::is_regular_file(folder / kBundleMetadataFile, ec)) dtype = weights_dtype(read_bundle_metadata(folder));
   if (dtype == "float16") net->to(torch::kHalf);
   else if (dtype != "float32") {
     throw Error(ErrorCode::InvalidDataset, (folder / kBundleMetadataFile).string() + ": training.weights_dtype is '" +
