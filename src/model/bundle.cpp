@@ -211,7 +211,12 @@ json shared_plans(const Plans& plans) {
 
 }  // namespace
 
-void write_ensemble_bundle(const std::vector<fs::path>& members, const fs::path& output, const std::string& version) {
+void write_ensemble_bundle(const std::vector<fs::path>& members, const fs::path& output_given,
+                           const std::string& version) {
+  // "DIR/" names DIR (its filename is empty): the staging folder below goes beside DIR, not in it.
+  const fs::path output = output_given.filename().empty() && output_given.has_parent_path()
+                              ? output_given.parent_path()
+                              : output_given;
   if (members.size() < 2)
     throw Error(ErrorCode::BadArgument, "ensemble: expected two or more member bundles, got " +
                                             std::to_string(members.size()));
@@ -265,8 +270,25 @@ void write_ensemble_bundle(const std::vector<fs::path>& members, const fs::path&
                                                  (first.folder / kBundleMetadataFile).string());
   }
 
-  fs::create_directories(output, ec);
-  if (ec) throw Error(ErrorCode::IoFailure, output.string() + ": cannot create folder: " + ec.message());
+  // Written into a sibling folder and renamed into place at the end, so that a failure half way
+  // (disk full, a member unreadable) leaves no partly written bundle that would load as a smaller
+  // ensemble. rename(2) replaces an empty folder, which is what an existing `output` must be.
+  const fs::path parent = output.has_parent_path() ? output.parent_path() : fs::path(".");
+  fs::create_directories(parent, ec);
+  if (ec) throw Error(ErrorCode::IoFailure, parent.string() + ": cannot create folder: " + ec.message());
+  const fs::path staging =
+      parent / ("." + output.filename().string() + ".tmp-" + std::to_string(static_cast<long>(::getpid())));
+  fs::remove_all(staging, ec);
+  fs::create_directory(staging, ec);
+  if (ec) throw Error(ErrorCode::IoFailure, staging.string() + ": cannot create folder: " + ec.message());
+  struct RemoveOnFailure {
+    const fs::path& dir;
+    bool keep = false;
+    ~RemoveOnFailure() {
+      std::error_code ignored;
+      if (!keep) fs::remove_all(dir, ignored);
+    }
+  } cleanup{staging};
   std::vector<std::string> files;
   json ensemble_of = json::array();
   for (const Member& m : ms) {
@@ -276,21 +298,27 @@ void write_ensemble_bundle(const std::vector<fs::path>& members, const fs::path&
     for (const auto& w : weight_files(m.metadata)) {
       const std::string name =
           files.empty() ? std::string(kBundleWeightsFile) : "model_" + std::to_string(files.size() + 1) + ".pt";
-      fs::copy_file(m.folder / w, output / name, fs::copy_options::overwrite_existing, ec);
-      if (ec) throw Error(ErrorCode::IoFailure, (output / name).string() + ": cannot write: " + ec.message());
+      fs::copy_file(m.folder / w, staging / name, fs::copy_options::overwrite_existing, ec);
+      if (ec)
+        throw Error(ErrorCode::IoFailure, (output / name).string() + ": cannot copy " + (m.folder / w).string() +
+                                              ": " + ec.message());
       files.push_back(name);
       member["networks"] = member["networks"].get<int>() + 1;
     }
     ensemble_of.push_back(std::move(member));
   }
   Plans plans = first.plans;
-  save_plans(plans, output / kBundlePlansFile);
+  save_plans(plans, staging / kBundlePlansFile);
   BundleMetadata md = make_bundle_metadata(
       plans, version,
       {{"ensemble_of", ensemble_of}, {"networks", files.size()}, {"weights_dtype", weights_dtype(first.metadata)}});
   md.name = first.metadata.name;
   md.weights = files;
-  write_bundle_metadata(md, output);
+  write_bundle_metadata(md, staging);
+  fs::rename(staging, output, ec);
+  if (ec)
+    throw Error(ErrorCode::IoFailure, output.string() + ": cannot move the finished bundle into place: " + ec.message());
+  cleanup.keep = true;
 }
 
 }  // namespace tumorlab::model

@@ -338,7 +338,8 @@ void transfer_weights(UNet& from, int from_context, UNet& to, int to_context, co
   for (auto& b : to->named_buffers(true)) copy(b.key(), b.value(), src_buffers.find(b.key()));
 }
 
-UNet load_bundle_network(const fs::path& folder, const Plans& plans, const std::string& weights_file) {
+UNet load_bundle_network(const fs::path& folder, const Plans& plans, const std::string& weights_file,
+                         const BundleMetadata* metadata) {
   const fs::path path = folder / weights_file;
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) {
@@ -352,7 +353,8 @@ UNet load_bundle_network(const fs::path& folder, const Plans& plans, const std::
   // must have the stored dtype first: bundle.json's training.weights_dtype (export_bundle writes
   // float16; untrained bundles and hand-made ones without the field are float32).
   std::string dtype = "float32";
-  if (fs::is_regular_file(folder / kBundleMetadataFile, ec)) dtype = weights_dtype(read_bundle_metadata(folder));
+  if (metadata) dtype = weights_dtype(*metadata);
+  else if (fs::is_regular_file(folder / kBundleMetadataFile, ec)) dtype = weights_dtype(read_bundle_metadata(folder));
   if (dtype == "float16") net->to(torch::kHalf);
   else if (dtype != "float32") {
     throw Error(ErrorCode::InvalidDataset, (folder / kBundleMetadataFile).string() + ": training.weights_dtype is '" +
@@ -417,7 +419,7 @@ Predictor Predictor::load(const fs::path& bundle_folder) {
   impl->plans = load_plans(plans_path);
   check_bundle_consistency(impl->metadata, impl->plans, bundle_folder);
   for (const auto& file : weight_files(impl->metadata))
-    impl->nets.push_back(load_bundle_network(bundle_folder, impl->plans, file));
+    impl->nets.push_back(load_bundle_network(bundle_folder, impl->plans, file, &impl->metadata));
   return Predictor(std::move(impl));
 }
 

@@ -62,9 +62,12 @@ torch::Tensor with_context_slices(const torch::Tensor& image, int context);
 void transfer_weights(UNet& from, int from_context, UNet& to, int to_context, const std::string& source);
 
 // Loads a weight file of the bundle (model.pt: the only network, or an ensemble's first) into a
-// network built from `plans`, checking every tensor's shape.
+// network built from `plans`, checking every tensor's shape. The stored dtype comes from the
+// bundle's metadata: `metadata` when the caller has read it already, else the folder's bundle.json
+// (float32 when there is none).
 // Errors: FileNotFound (missing file), InvalidDataset (unreadable or mismatched weights).
 UNet load_bundle_network(const std::filesystem::path& folder, const Plans& plans,
-                         const std::string& weights_file = kBundleWeightsFile);
+                         const std::string& weights_file = kBundleWeightsFile,
+                         const BundleMetadata* metadata = nullptr);
 
 }  // namespace tumorlab::model

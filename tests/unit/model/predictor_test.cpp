@@ -579,6 +579,9 @@ TEST(Ensemble, Bundle_PredictsTheMeanOfItsMembers_EnsemblesFlatten) {
   ASSERT_EQ(m.training.at("ensemble_of").size(), 2u);
   EXPECT_EQ(m.training.at("ensemble_of")[1].at("name"), "test-3d");
   EXPECT_EQ(m.training.at("networks"), 2);
+  // Built in a staging folder beside the output and renamed into place: nothing else is left.
+  for (const auto& entry : fs::directory_iterator(dir.path()))
+    EXPECT_EQ(entry.path().filename().string().find(".ab.tmp"), std::string::npos) << entry.path();
 
   Geometry g;
   g.size = {24, 20, 10};
@@ -629,6 +632,14 @@ TEST(Ensemble, Refused_TooFewDifferentPlansOrChannels_OutputNotEmpty_BadWeightsL
   const fs::path c = make_bundle(dir, renamed_channel, "c");
   EXPECT_EQ(error_of([&] { write_ensemble_bundle({a, c}, dir / "out4", "1"); }, &msg), ErrorCode::InvalidDataset);
   EXPECT_NE(msg.find("channels"), std::string::npos) << msg;
+
+  // An existing empty folder is a valid output (it is replaced by the finished bundle).
+  fs::create_directories(dir / "empty");
+  EXPECT_NO_THROW(write_ensemble_bundle({a, t}, dir / "empty", "1"));
+  EXPECT_EQ(read_bundle_metadata(dir / "empty").weights, (std::vector<std::string>{"model.pt", "model_2.pt"}));
+  // "DIR/" (as a shell completes it) names DIR.
+  EXPECT_NO_THROW(write_ensemble_bundle({a, t}, (dir / "slash").string() + "/", "1"));
+  EXPECT_EQ(read_bundle_metadata(dir / "slash").weights, (std::vector<std::string>{"model.pt", "model_2.pt"}));
 
   fs::create_directories(dir / "full");
   std::ofstream(dir / "full" / "x.txt") << "x";
