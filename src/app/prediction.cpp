@@ -271,6 +271,10 @@ std::vector<CaseResult> predict(const PredictRequest& request,
       io::write_image(p.uncertainty, r.uncertainty_file);
       r.score = p.case_score;
     }
+    if (request.probabilities) {
+      r.probability_file = request.output / (c.id + "_probability.nii.gz");
+      io::write_image(p.probability, r.probability_file);
+    }
     r.foreground_voxels = p.foreground_voxels;
     r.volume_ml = p.foreground_ml;
     r.predict_seconds = p.seconds;

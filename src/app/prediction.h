@@ -10,7 +10,9 @@
 //                                    root uses its imagesTs/ (else imagesTr/)
 // Outputs in OUTDIR: "<case>.png" (uint8, 0/1...) for PNG inputs, else "<case>.nii.gz", exactly on
 // the input's grid; with uncertainty also "<case>_uncertainty.nii.gz" (float32, [0, 1]) and
-// scores.json + scores.csv ranking the cases by case score (docs/uncertainty.md).
+// scores.json + scores.csv ranking the cases by case score (docs/uncertainty.md); with
+// probabilities also "<case>_probability.nii.gz" (float32 foreground probability in [0, 1], before
+// the threshold and small-lesion removal: for ensembling outside tumorlab, calibration, audits).
 
 #include <filesystem>
 #include <functional>
@@ -28,6 +30,7 @@ struct PredictRequest {
   std::filesystem::path output;               // folder (created)
   bool tta = false;
   bool uncertainty = false;
+  bool probabilities = false;                 // also write <case>_probability.nii.gz
   std::optional<bool> bf16;                   // unset: the plans' inference.bf16 (model::PredictOptions)
   std::optional<imaging::Box> roi;            // voxels of the input grid, end exclusive
   int threads = 0;                            // 0: all cores
@@ -39,6 +42,7 @@ struct CaseResult {
   std::string id;
   std::filesystem::path label_file;
   std::filesystem::path uncertainty_file;     // empty unless uncertainty
+  std::filesystem::path probability_file;     // empty unless probabilities
   double score = 0;                           // case score (uncertainty only)
   int64_t foreground_voxels = 0;
   double volume_ml = 0;

@@ -11,7 +11,7 @@ Run add_predict(CLI::App& app) {
   struct Args {
     std::string model, output, roi, timings;
     std::vector<std::string> inputs;
-    bool uncertainty = false, tta = false, bf16 = false, fp32 = false;
+    bool uncertainty = false, probabilities = false, tta = false, bf16 = false, fp32 = false;
     int threads = 0;
     double overlap = -1;
   };
@@ -30,6 +30,9 @@ Run add_predict(CLI::App& app) {
   app.add_flag("--uncertainty", args->uncertainty,
                "Also write <case>_uncertainty.nii.gz (normalised entropy, float32) and scores.json/scores.csv "
                "ranking cases by uncertainty (docs/uncertainty.md); uses MC-dropout when the plans ask for it");
+  app.add_flag("--probabilities", args->probabilities,
+               "Also write <case>_probability.nii.gz: the foreground probability (float32, 0..1) on the input's grid, "
+               "before the threshold and small-lesion removal (to ensemble or audit outside tumorlab)");
   app.add_flag("--tta", args->tta, "Test-time augmentation: average over mirrorings along the plans' tta_mirror_axes");
   app.add_option("--roi", args->roi,
                  "Only this box of the input grid, in voxels i0,j0,k0,i1,j1,k1 (end exclusive); outside is 0");
@@ -48,6 +51,7 @@ Run add_predict(CLI::App& app) {
     for (const auto& i : args->inputs) r.inputs.emplace_back(i);
     r.output = args->output;
     r.uncertainty = args->uncertainty;
+    r.probabilities = args->probabilities;
     r.tta = args->tta;
     if (args->bf16) r.bf16 = true;
     if (args->fp32) r.bf16 = false;

@@ -69,7 +69,7 @@ Geometry oblique() {
 TEST(PredictCli, Help_ListsOptions) {
   const Result r = run("predict --help");
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* o : {"--model", "--uncertainty", "--tta", "--roi", "--threads", "--bf16", "--fp32", "Exit codes"})
+  for (const char* o : {"--model", "--uncertainty", "--probabilities", "--tta", "--roi", "--threads", "--bf16", "--fp32", "Exit codes"})
     EXPECT_NE(r.out.find(o), std::string::npos) << o;
 }
 
@@ -101,6 +101,31 @@ TEST(PredictCli, NiftiAndPng_OutputsNamedAfterCasesOnTheInputGrid) {
   EXPECT_GE(range.first, 0);
   EXPECT_LE(range.second, 1);
   EXPECT_FALSE(fs::exists(dir / "out/scores.json"));  // only with --uncertainty
+}
+
+TEST(PredictCli, Probabilities_WrittenOnTheInputGrid_LabelIsTheirThreshold) {
+  TempDir dir;
+  model::write_untrained_bundle(dir / "m3d", plans(3), 3);
+  io::write_image(pattern(oblique(), PixelType::Int16), dir / "brain_01.nii.gz");
+  const Result r = run("predict -m " + quote((dir / "m3d").string()) + " " + quote((dir / "brain_01.nii.gz").string()) +
+                       " -o " + quote((dir / "out").string()) + " --threads 1 --probabilities");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Volume input = io::read_image(dir / "brain_01.nii.gz");
+  const LabelMap label = io::read_label(dir / "out/brain_01.nii.gz");
+  const Volume p = io::read_image(dir / "out/brain_01_probability.nii.gz");
+  EXPECT_EQ(p.pixel_type(), PixelType::Float32);
+  EXPECT_TRUE(p.geometry().same_grid(input.geometry(), 1e-5)) << p.geometry().difference(input.geometry());
+  const auto range = p.intensity_range();
+  EXPECT_GE(range.first, 0.0);
+  EXPECT_LE(range.second, 1.0);
+  EXPECT_LT(range.first, range.second);  // a map, not a constant
+  // No small-lesion removal in these plans: the label is the probability thresholded.
+  const double threshold = plans(3).inference.threshold;
+  int64_t mismatches = 0;
+  for (int64_t v = 0; v < p.voxel_count(); ++v)
+    mismatches += (p.data<float>()[v] >= threshold) != (label.data()[v] != 0);
+  EXPECT_EQ(mismatches, 0);
+  EXPECT_FALSE(fs::exists(dir / "out/brain_01_uncertainty.nii.gz"));  // only with --uncertainty
 }
 
 TEST(PredictCli, Uncertainty_WritesMapsAndRankedScores) {
